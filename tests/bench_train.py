@@ -7,7 +7,7 @@ Not collected by pytest (a benchmark prints numbers; it does not assert timings)
 import argparse, time, tempfile
 from pathlib import Path
 import torch
-from memloc.core import set_seed, make_generator
+from memloc.core import set_seed
 from memloc.data import load_dataset, synthetic
 from memloc.encoders import create_encoder
 from memloc.augment import simclr_aug
@@ -21,7 +21,7 @@ def bare_loop(x, epochs, batch_size, width, seed=0):
     opt = torch.optim.Adam([*enc.parameters(), *head.parameters()], lr=1e-3, weight_decay=1e-6)
     aug = simclr_aug(32); enc.train(); head.train()
     for epoch in range(epochs):
-        g = make_generator(seed * 100_003 + epoch)
+        g = epoch_generator(seed, epoch)
         for idx in batches(len(x), batch_size, g):
             xb = x[idx].float() / 255
             loss = nt_xent(head(enc(aug(xb, g))), head(enc(aug(xb, g))), 0.5)

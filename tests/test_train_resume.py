@@ -1,5 +1,5 @@
 "Kill a real training process mid-run, start it again, and get the weights of an uninterrupted run."
-import os, sys, time, signal, subprocess
+import sys, time, signal, subprocess
 import torch
 from conftest import ROOT
 
