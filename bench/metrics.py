@@ -1,13 +1,13 @@
 """Metric speed and memory: memloc's `unitmem` / `layermem` against bare forward passes and the released scripts' loop.
 
-    python tests/bench_metrics.py                       # ResNet9 parts 1-3: N=1000, 2 threads, median of 3 (minutes)
-    python tests/bench_metrics.py [--n 1000] [--threads 2] [--repeats 3] [--batch-size 64] [--released-points 10] [--released-aug]
-    python tests/bench_metrics.py --vit                 # part 4 only: ViT-Base memory, 5000 points, 1 view (long)
-    python tests/bench_metrics.py --vit [--vit-points 5000] [--vit-aug 1] [--threads 2] [--batch-size 64]
-    python tests/bench_metrics.py --quick               # smoke run of parts 1-3 at tiny sizes
-    python tests/bench_metrics.py --quick --vit         # smoke run of part 4 at a tiny size
-    python tests/bench_metrics.py --n 20 --repeats 1 --released-points 2 --threads 1     # smoke
-    python tests/bench_metrics.py --vit --vit-points 8 --threads 1                       # smoke
+    python bench/metrics.py                       # ResNet9 parts 1-3: N=1000, 2 threads, median of 3 (minutes)
+    python bench/metrics.py [--n 1000] [--threads 2] [--repeats 3] [--batch-size 64] [--released-points 10] [--released-aug]
+    python bench/metrics.py --vit                 # part 4 only: ViT-Base memory, 5000 points, 1 view (long)
+    python bench/metrics.py --vit [--vit-points 5000] [--vit-aug 1] [--threads 2] [--batch-size 64]
+    python bench/metrics.py --quick               # smoke run of parts 1-3 at tiny sizes
+    python bench/metrics.py --quick --vit         # smoke run of part 4 at a tiny size
+    python bench/metrics.py --n 20 --repeats 1 --released-points 2 --threads 1     # smoke
+    python bench/metrics.py --vit --vit-points 8 --threads 1                       # smoke
 
 The paper's ResNet9 at full width (`create_encoder('resnet9')`, random init), Fashion-MNIST images (the first N of
 the training set as floats in [0, 1]; random images if the files are missing), CPU:
@@ -49,7 +49,7 @@ def load_images(n:int):
 
 def pre_draw(x, n_aug, aug, batch_size, views):
     "The views memloc draws, batch by batch (same seeds and starts as `unitmem` / `layermem`)."
-    from memloc.sslmem import draw_views
+    from memloc.passes import draw_views
     return [draw_views(x[i:i+batch_size], n_aug, aug, 0, i, views) for i in range(0, len(x), batch_size)]
 
 def bare_forward(encoders, view_batches):
@@ -62,7 +62,7 @@ def bare_forward(encoders, view_batches):
 def released_unitmem(enc, views, n_points, n_aug, layers, aug=None, clean=None):
     "The released scripts: for each layer, for each point and view, one single-image forward with a hook on it."
     from memloc.core import make_generator
-    from memloc.sslmem import point_seed
+    from memloc.passes import point_seed
     from memloc.features import unit_reduce
     from memloc.unitmem import unitmem_from_acts
     mods, out = dict(enc.named_modules()), {}

@@ -1,6 +1,6 @@
 """SimCLR training throughput: memloc's `train` against a bare hand-written loop (same model, data, augmentation).
 
-    python tests/bench_train.py [--n 2560] [--batch-size 256] [--epochs 2] [--width 1.0] [--threads 2]
+    python bench/train.py [--n 2560] [--batch-size 256] [--epochs 2] [--width 1.0] [--threads 2]
 
 Prints images/s for both and their ratio; memloc's loop (checkpoint every epoch included) should stay within 10 %.
 Not collected by pytest (a benchmark prints numbers; it does not assert timings)."""

@@ -1,6 +1,6 @@
-"The result chapters run end to end through papermill, as a user runs them, and reject bad parameters clearly."
+"The result chapters run end to end through papermill, as a user runs them, write consistent tables, and reject bad parameters clearly."
 import json, os, subprocess, sys
-import pandas as pd
+import numpy as np, pandas as pd
 import pytest
 from conftest import ROOT
 
@@ -15,32 +15,70 @@ def _error(r):
     "The text of the error a failed papermill run recorded."
     return r.stdout + r.stderr
 
-@pytest.mark.parametrize('nb, tables', [
-    ('09_layermem.ipynb', ['candidates_vs_independent', 'layermem', 'layermem_residual', 'layer_agreement',
-                           'layer_agreement_by_distance', 'layermem_sample_size']),
-    ('10_unitmem.ipynb', ['unitmem_layers', 'unitmem_units', 'sslmem_vs_unitmem_points', 'sslmem_vs_unitmem_corr',
-                          'unitmem_top_vs_least', 'unitmem_epochs', 'ssl_vs_supervised', 'downstream']),
-])
-def test_chapter_smoke(runs, nb, tables):
-    out = runs/'out'
-    r = papermill(nb, runs/nb, 'preset', 'smoke', 'seed', 1, 'out_dir', out)
-    assert r.returncode == 0, _error(r)[-3000:]
-    for t in tables:
+def _tables(out, names):
+    "Every table must exist with its Markdown, LaTeX and provenance sidecar (smoke preset, seed 1)."
+    for t in names:
         df = pd.read_csv(out/f'{t}.csv'); assert len(df), t
         for ext in ('.md', '.tex', '.json'): assert (out/f'{t}{ext}').exists(), t + ext
         side = json.loads((out/f'{t}.json').read_text())
-        assert side['config']['preset'] == 'smoke' and side['config']['seed'] == 1
+        assert side['config']['preset'] == 'smoke' and side['config']['seed'] == 1, t
     assert list(out.glob('*.png')) and list(out.glob('*.pdf'))
-    if nb.startswith('09'):
-        lm = pd.read_csv(out/'layermem.csv')
-        assert list(lm.columns) == ['layer', 'layermem', 'delta_layermem', 'layermem_top', 'delta_layermem_top', 'layermem_least']
-        assert lm.layer.tolist()[0] == 'prep' and lm.layer.tolist()[-1] == 'layer3_residual2'
-        assert (lm.layermem_top >= lm.layermem_least).iloc[-1]        # ranked by the final layer
+
+def _check_layermem(out):
+    "Values a correct run must satisfy; each can fail."
+    lm = pd.read_csv(out/'layermem.csv')
+    assert list(lm.columns) == ['layer', 'layermem', 'delta_layermem', 'layermem_top', 'delta_layermem_top', 'layermem_least']
+    assert lm.layer.tolist()[0] == 'prep' and lm.layer.tolist()[-1] == 'layer3_residual2' and len(lm) == 8
+    np.testing.assert_allclose(lm.delta_layermem, np.diff(lm.layermem, prepend=0.), atol=1e-12)   # Δ of consecutive rows
+    np.testing.assert_allclose(lm.delta_layermem_top, np.diff(lm.layermem_top, prepend=0.), atol=1e-12)
+    assert lm.drop(columns='layer').abs().max().max() <= 1.           # 'range' normalisation: every score in [-1, 1]
+    ci = pd.read_csv(out/'candidates_vs_independent.csv')
+    np.testing.assert_allclose(ci['diff'], ci.mean_candidates - ci.mean_independent, atol=1e-6)
+    assert ci.p.between(0, 1).all() and ci.layer.tolist() == lm.layer.tolist()
+    assert len(pd.read_csv(out/'layermem_residual.csv')) == 8 + 2 + 4  # blocks, two residual sums, four pre-pool ReLUs
+    ag = pd.read_csv(out/'layer_agreement.csv')
+    assert len(ag) == 8 * 7 // 2 and ag.overlap.between(0, 100).all() and ag.tau.between(-1, 1).all()
+    by = pd.read_csv(out/'layer_agreement_by_distance.csv')
+    np.testing.assert_allclose(by.overlap, ag.groupby('distance').overlap.mean().values)
+
+def _check_unitmem(out):
+    layers = pd.read_csv(out/'unitmem_layers.csv'); units = pd.read_csv(out/'unitmem_units.csv')
+    means = units.groupby('layer', sort=False)[['unitmem_f', 'unitmem_g', 'unitmem_init']].mean()
+    np.testing.assert_allclose(layers.mean_f, means.loc[layers.layer, 'unitmem_f'], rtol=1e-5)   # the summary is of these units
+    np.testing.assert_allclose(layers.mean_init, means.loc[layers.layer, 'unitmem_init'], rtol=1e-5)
+    assert (layers.units.values == units.groupby('layer', sort=False).size().loc[layers.layer].values).all()
+    assert units[['unitmem_f', 'unitmem_g', 'unitmem_init']].stack().between(0, 1).all()
+    pts = pd.read_csv(out/'sslmem_vs_unitmem_points.csv')
+    assert pts.n_units.sum() == layers.units.iloc[-1]                # every last-layer unit has one maximising point
+    assert sorted(pts.sslmem_rank) == list(range(1, len(pts) + 1))
+    ep = pd.read_csv(out/'unitmem_epochs.csv')
+    e0, eN = ep[ep.epoch == 0].set_index('layer').unitmem, ep[ep.epoch == ep.epoch.max()].set_index('layer').unitmem
+    np.testing.assert_allclose(e0.loc[layers.layer], layers.mean_init, rtol=1e-5)               # epoch 0 is the initialisation
+    np.testing.assert_allclose(eN.loc[layers.layer], layers.mean_f, rtol=1e-5)                  # the last epoch is f
+    probe = pd.read_csv(out/'downstream.csv')
+    assert set(probe.encoder) == {'ssl', 'supervised', 'init'} and probe[['linear', 'knn']].stack().between(0, 1).all()
+    cu = pd.read_csv(out/'classmem_units.csv')
+    assert set(cu.encoder) == {'ssl', 'sl'} and cu[['unitmem', 'classmem']].stack().between(0, 1).all()
+
+@pytest.mark.parametrize('nb, tables, check', [
+    ('09_layermem.ipynb', ['candidates_vs_independent', 'layermem', 'layermem_residual', 'layer_agreement',
+                           'layer_agreement_by_distance', 'layermem_sample_size'], _check_layermem),
+    ('10_unitmem.ipynb', ['unitmem_layers', 'unitmem_units', 'sslmem_vs_unitmem_points', 'sslmem_vs_unitmem_corr',
+                          'unitmem_top_vs_least', 'unitmem_epochs', 'ssl_vs_supervised', 'classmem_units', 'downstream'], _check_unitmem),
+])
+def test_chapter_smoke(runs, nb, tables, check):
+    out = runs/'out'
+    r = papermill(nb, runs/nb, 'preset', 'smoke', 'seed', 1, 'out_dir', out)
+    assert r.returncode == 0, _error(r)[-3000:]
+    _tables(out, tables); check(out)
+    rec = json.loads((out/f'{nb[:-6]}.run.json').read_text())['config']
+    assert rec['chapter'] == nb[:-6] and rec['parameters']['seed'] == 1 and rec['parameters']['out_dir'] == str(out)
     # a second run reuses the cached pair instead of retraining it
-    pairs = sorted((runs/'runs'/'pairs').glob('*/f.pt')); stamp = [p.stat().st_mtime for p in pairs]
+    pairs = sorted((runs/'runs'/'pairs').glob('*/f.pt')); stamp = [p.stat().st_mtime_ns for p in pairs]
+    assert len(pairs) == 1, pairs
     r = papermill(nb, runs/('again-' + nb), 'preset', 'smoke', 'seed', 1, 'out_dir', out)
     assert r.returncode == 0, _error(r)[-3000:]
-    assert [p.stat().st_mtime for p in pairs] == stamp
+    assert [p.stat().st_mtime_ns for p in pairs] == stamp and len(list((runs/'runs'/'pairs').glob('*/f.pt'))) == 1
 
 @pytest.mark.parametrize('nb', ['09_layermem.ipynb', '10_unitmem.ipynb'])
 def test_missing_dataset_says_how_to_get_it(runs, nb):
@@ -52,5 +90,6 @@ def test_missing_dataset_says_how_to_get_it(runs, nb):
 def test_bad_parameters_are_errors(runs):
     r = papermill('10_unitmem.ipynb', runs/'a.ipynb', 'preset', 'smoke', 'epochz', 3)
     assert r.returncode != 0 and 'Unknown parameter(s) epochz' in _error(r)
+    assert 'Valid: dataset, arch, method, preset, seed, protocol, n_total' in _error(r)      # each name once
     r = papermill('09_layermem.ipynb', runs/'b.ipynb', 'preset', 'fast')
     assert r.returncode != 0 and "Unknown preset 'fast'" in _error(r) and 'smoke, quick, paper' in _error(r)

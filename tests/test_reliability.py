@@ -1,0 +1,194 @@
+"""Bad input and faults: every case of the base issue's audit gets a clear error, a correct result, or loses nothing.
+
+Grouped as in the audit: security, runs that overwrite each other, silent wrong results, raw crashes, data loss."""
+import copy, json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pytest, torch
+from conftest import ROOT
+from memloc.core import safe_load, UnsafeFileError, runs_dir, config_hash, atomic_save, set_seed
+from memloc.data import synthetic, memorization_split, Split, TensorData
+from memloc.encoders import create_encoder
+from memloc.ssl import SimCLR
+from memloc.train import train, train_pair, pair_dir
+from memloc.sslmem import alignment, sslmem
+from memloc.layermem import layermem
+from memloc.unitmem import unitmem, classmem
+from memloc.experiment import resolve_config, default_out_dir
+from memloc.testing import tiny_pair, tiny_encoder
+
+TINY = dict(epochs=1, batch_size=16, encoder_kw=dict(width=0.125), method_kw=dict(proj_dim=16, hidden_dim=32),
+            device='cpu', progress=False)
+
+def _tiny_pair_setup():
+    data = synthetic(n=60, n_outliers=2, seed=0)
+    return data, memorization_split(data, n_candidates=10, n_independent=10, seed=0)
+
+# --- security ---------------------------------------------------------------------------------------------------
+
+class _Evil:
+    "A pickle whose `__reduce__` creates a file when unpickled."
+    def __init__(self, target): self.target = target
+    def __reduce__(self): return (Path.touch, (Path(self.target),))
+
+def test_crafted_checkpoint_in_run_cache_is_refused(runs):
+    data, split = _tiny_pair_setup()
+    pair = train_pair(data, split, **TINY)
+    target = runs/'pwned'
+    torch.save({'encoder': _Evil(target), 'epoch': 1}, pair.dir/'f.pt')          # planted in the run cache
+    with pytest.raises(UnsafeFileError, match='Refused to load .*f.pt.*could run arbitrary code'):
+        train_pair(data, split, **TINY)                                          # a chapter resuming the pair
+    assert not target.exists()
+
+def test_no_unsafe_loads_in_the_package():
+    hits = [f'{p.name}:{i}' for p in (ROOT/'memloc').glob('*.py') for i, l in enumerate(p.read_text().splitlines(), 1)
+            if 'weights_only=False' in l]
+    assert hits == []
+
+# --- runs that overwrite each other ------------------------------------------------------------------------------
+
+def test_every_result_changing_setting_changes_the_output_folder():
+    base = default_out_dir(resolve_config(dict(preset='quick')))
+    others = [default_out_dir(resolve_config(dict(preset='quick', **kw))) for kw in
+              (dict(protocol='official'), dict(arch='resnet18'), dict(method='simsiam'), dict(width=0.25),
+               dict(epochs=100), dict(n_aug_sslmem=5), dict(top=20), dict(n_candidates=100))]
+    assert len({base, *others}) == 1 + len(others), others
+
+def test_aggregate_refuses_runs_of_different_settings(tmp_path):
+    from memloc.reproduce import check_runs
+    dirs = {}
+    for s, proto in ((0, 'paper'), (1, 'official')):                             # seed 1 was run with another protocol
+        d = tmp_path/f'seed{s}'; d.mkdir(); dirs[s] = d
+        (d/'09_layermem.run.json').write_text(json.dumps({'config': dict(chapter='09_layermem', wall_s=1.,
+            parameters=dict(seed=s, out_dir=str(d), protocol=proto, preset='quick'))}))
+    with pytest.raises(ValueError, match=r"differ in \['protocol'\], not only in the seed"): check_runs(dirs)
+
+# --- silent wrong results ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('dtype, eps', [(torch.float16, 0.01), (torch.bfloat16, 0.05)])
+def test_half_precision_encoders_give_float32_numbers(dtype, eps):
+    f, g, x = tiny_pair()
+    s32 = sslmem(f, g, x, n_aug=2, norm='none'); s16 = sslmem(copy.deepcopy(f).to(dtype), copy.deepcopy(g).to(dtype), x, n_aug=2, norm='none')
+    u32, u16 = unitmem(f, x, n_aug=2), unitmem(copy.deepcopy(f).to(dtype), x, n_aug=2)
+    for l in s32:
+        assert torch.isfinite(s16[l]).all() and (s16[l] - s32[l]).abs().max() < eps, l
+        assert torch.isfinite(u16[l]).all() and (u16[l] - u32[l]).abs().max() < eps, l
+
+@pytest.mark.parametrize('call', [
+    lambda f, g, x: alignment(f, x, batch_size=-1), lambda f, g, x: sslmem(f, g, x, batch_size=0),
+    lambda f, g, x: unitmem(f, x, batch_size=-3), lambda f, g, x: classmem(f, x, torch.arange(16) % 2, batch_size=-1)])
+def test_bad_batch_size(call):
+    f, g, x = tiny_pair()
+    with pytest.raises(ValueError, match='batch_size .* must be a positive int or None'): call(f, g, x)
+
+@pytest.mark.parametrize('call', [lambda f, g, x: sslmem(f, g, x, n_aug=0), lambda f, g, x: layermem(f, g, x, top=2, n_aug=0),
+                                  lambda f, g, x: alignment(f, x, n_aug=-1), lambda f, g, x: unitmem(f, x, n_aug=-1)])
+def test_bad_n_aug(call):
+    f, g, x = tiny_pair()
+    with pytest.raises(ValueError, match='n_aug .* must be an int >='): call(f, g, x)
+
+def test_one_image_cannot_be_normalised():
+    f, g, x = tiny_pair()
+    with pytest.raises(ValueError, match='at least 2 images'): sslmem(f, g, x[:1])
+    with pytest.raises(ValueError, match='at least 2 images'): layermem(f, g, x[:1], top=1)
+    assert sslmem(f, g, x[:1], n_aug=1, norm='none')['prep'].shape == (1,)          # the raw score of one point is fine
+
+@pytest.mark.parametrize('width', [0, -1, 'x'])
+def test_bad_width(width):
+    with pytest.raises(ValueError, match='must be a number > 0'): create_encoder('resnet9', width=width)
+
+@pytest.mark.parametrize('epochs', [0, -2, 1.5])
+def test_bad_epochs(epochs):
+    with pytest.raises(ValueError, match='epochs must be a positive int'):
+        train(tiny_encoder(), SimCLR(), synthetic(16, n_outliers=0), epochs=epochs, progress=False)
+
+def test_bad_labels():
+    x = torch.zeros(4, 3, 8, 8, dtype=torch.uint8)
+    with pytest.raises(TypeError, match='integer class labels'): TensorData(x, torch.tensor([0., 1., 0., 1.]))
+    with pytest.raises(ValueError, match=r'outside \[0, 2\)'): TensorData(x, torch.tensor([0, 1, 7, 1], dtype=torch.uint8), classes=['a', 'b'])
+    f, g, xs = tiny_pair()
+    with pytest.raises(TypeError, match='integer class labels'): classmem(f, xs, (torch.arange(16) % 2).float())
+
+def test_bad_split_indices_and_a_split_of_other_data():
+    with pytest.raises(TypeError, match='integer indices'): Split(torch.tensor([0., 1.]), [2], [3])
+    data, split = _tiny_pair_setup()
+    with pytest.raises(ValueError, match='made for other data'): train_pair(synthetic(n=60, n_outliers=2, seed=9), split, **TINY)
+    with pytest.raises(ValueError, match='training set of 60 points'): train_pair(synthetic(n=80, n_outliers=2), split, **TINY)
+
+# --- raw crashes -------------------------------------------------------------------------------------------------
+
+def test_parameter_of_the_wrong_type_in_a_chapter(runs):
+    cmd = [sys.executable, '-m', 'papermill', '-k', 'python3', str(ROOT/'nbs'/'09_layermem.ipynb'), str(runs/'o.ipynb'),
+           '-p', 'preset', 'smoke', '-p', 'seed', 'abc']
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    assert r.returncode != 0 and "Parameter seed must be an int >= 0, not 'abc' (str): pass e.g. -p seed 1" in r.stdout + r.stderr
+    with pytest.raises(TypeError, match=r'Parameter epochs must be an int >= 1, not 2.5 \(float\)'): resolve_config(dict(epochs=2.5))
+
+def test_classmem_without_labels():
+    f, g, x = tiny_pair()
+    with pytest.raises(ValueError, match='ClassMem needs class labels: pass labels='): classmem(f, x)
+
+def test_layer_that_never_runs_with_an_explicit_batch_size():
+    class Skips(torch.nn.Module):
+        def __init__(self): super().__init__(); self.used, self.unused = torch.nn.Conv2d(3, 2, 1), torch.nn.Conv2d(3, 2, 1)
+        def forward(self, x): return self.used(x).relu()
+    x = torch.rand(4, 3, 8, 8)
+    for call in (lambda: unitmem(Skips(), x, layers=['used', 'unused'], n_aug=1, batch_size=2),
+                 lambda: alignment(Skips(), x, layers=['unused'], n_aug=1, batch_size=2)):
+        with pytest.raises(ValueError, match=r"Layers \['unused'\] did not run in the forward pass of Skips"): call()
+
+def test_corrupt_run_record_names_the_file(tmp_path):
+    from memloc.reproduce import read_run_record
+    p = tmp_path/'10_unitmem.run.json'; p.write_text('{"config": ')
+    with pytest.raises(ValueError, match=f'{p} cannot be read.*Delete it'): read_run_record(p)
+
+def test_reproduce_outside_the_repository(tmp_path, monkeypatch):
+    from memloc import reproduce
+    r = subprocess.run([sys.executable, '-c', 'from memloc.reproduce import chapters_dir; print(chapters_dir())'],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == str(ROOT/'nbs'), r.stderr      # found from the installed package
+    monkeypatch.setattr(reproduce, 'repo_root', lambda: None)                          # a copy without the notebooks
+    with pytest.raises(FileNotFoundError, match='runs the chapter notebooks in nbs/ of the memloc repository'):
+        reproduce.chapters_dir()
+
+def test_runs_dir_that_is_a_file(tmp_path, monkeypatch):
+    (tmp_path/'f').write_text('x'); monkeypatch.setenv('MEMLOC_RUNS', str(tmp_path/'f'))
+    with pytest.raises(NotADirectoryError, match=r'is a file, but memloc needs a folder there \(\$MEMLOC_RUNS'): runs_dir()
+
+# --- data loss on kill, leftovers, cache keys --------------------------------------------------------------------
+
+def test_a_kill_between_snapshot_and_checkpoint_loses_nothing(tmp_path, monkeypatch):
+    "The process dies right after the first file of epoch 2 is written: a rerun must still end with every snapshot."
+    import memloc.train as tr
+    data = synthetic(n=48, n_outliers=2, seed=0)
+    def run(ckpt):
+        set_seed(0)                                                   # the heads initialise from the global RNG
+        return train(tiny_encoder(), SimCLR(proj_dim=16, hidden_dim=32), data, epochs=3, batch_size=16,
+                     ckpt=ckpt, snapshot_epochs=(1, 2, 3), device='cpu', progress=False)
+    full = run(tmp_path/'full.pt')
+    real, calls = tr.atomic_save, []
+    def dying(obj, path):
+        real(obj, path); calls.append(Path(path).name)
+        if len(calls) == 3: raise KeyboardInterrupt('killed')   # epoch 1: two files; epoch 2: killed after its first
+    monkeypatch.setattr(tr, 'atomic_save', dying)
+    with pytest.raises(KeyboardInterrupt): run(tmp_path/'cut.pt')
+    monkeypatch.setattr(tr, 'atomic_save', real)
+    rec = run(tmp_path/'cut.pt')                                  # the same call again resumes
+    assert sorted(rec.snapshots) == [1, 2, 3]
+    for e in (1, 2, 3):
+        for k, v in safe_load(full.snapshots[e]).items(): assert torch.equal(v, safe_load(rec.snapshots[e])[k]), (e, k)
+
+def test_leftover_temporary_files_are_removed(runs):
+    data, split = _tiny_pair_setup()
+    pair = train_pair(data, split, **TINY)
+    dead = subprocess.Popen(['true']); dead.wait()
+    import socket
+    stale = pair.dir/f'.f.pt.memloc-{dead.pid}@{socket.gethostname()}.k1ll3d.tmp'; stale.write_bytes(b'half a checkpoint')
+    train_pair(data, split, **TINY)
+    assert not stale.exists()
+
+def test_augmentation_in_the_cache_key_is_stable_across_processes():
+    code = ('from memloc.core import config_hash; from memloc.augment import simclr_aug, grayscale; '
+            'print(config_hash({"aug": simclr_aug(32), "fn": grayscale}))')
+    outs = {subprocess.run([sys.executable, '-c', code], capture_output=True, text=True).stdout for _ in range(2)}
+    assert len(outs) == 1 and len(outs.pop().strip()) == 16
+    with pytest.raises(ValueError, match='changes from one process to the next'): config_hash({'aug': lambda x: x})
