@@ -27,7 +27,7 @@ def nt_xent(z1:Tensor, # (N, d) projections of the first views
     targets = torch.cat([torch.arange(n, 2*n), torch.arange(n)]).to(z.device)  # positive of i is i±N
     return F.cross_entropy(sim, targets)
 
-# %% ../nbs/05_ssl.ipynb #30c044b4
+# %% ../nbs/05_ssl.ipynb #25533c5e
 class SSLMethod(nn.Module):
     "Base class: `setup` builds heads for an encoder, `loss` makes views and returns the training loss."
     name = 'base'
@@ -35,6 +35,16 @@ class SSLMethod(nn.Module):
     def setup(self, encoder:nn.Module): return self
     def loss(self, encoder, x:Tensor, y:Tensor, generator=None)->Tensor: raise NotImplementedError
     def config(self)->dict: return {'name': self.name}
+    def on_step(self, step:int, total_steps:int):
+        "Called by `train` after every optimiser step (`step` counts from 1), e.g. to update an EMA teacher."
+    @staticmethod
+    def gather(z:Tensor)->Tensor:
+        "The rows of `z` from every data-parallel process, differentiably (identity in one process; set by `memloc.distributed`)."
+        return z
+    @staticmethod
+    def reduce_mean(t:Tensor)->Tensor:
+        "The mean of `t` over data-parallel processes (identity in one process; set by `memloc.distributed`)."
+        return t
     def two_views(self, encoder, x:Tensor, generator=None)->tuple[Tensor, Tensor]:
         "The projection head's outputs on two augmented views of `x` (`self.aug`, default the SimCLR recipe)."
         aug = self.aug or simclr_aug(x.shape[-1])
@@ -44,7 +54,7 @@ def _mlp(d_in, d_hidden, d_out, bn_last=False):
     layers = [nn.Linear(d_in, d_hidden, bias=False), nn.BatchNorm1d(d_hidden), nn.ReLU(inplace=True), nn.Linear(d_hidden, d_out)]
     return nn.Sequential(*layers, *([nn.BatchNorm1d(d_out, affine=False)] if bn_last else []))
 
-# %% ../nbs/05_ssl.ipynb #a103a7aa
+# %% ../nbs/05_ssl.ipynb #e26c0ce6
 class SimCLR(SSLMethod):
     "SimCLR: two augmented views, an MLP projection head and the NT-Xent loss."
     name = 'simclr'
@@ -57,7 +67,8 @@ class SimCLR(SSLMethod):
         if self.head is None: self.head = _mlp(encoder.out_dim, self.hidden_dim, self.proj_dim)
         return self
     def loss(self, encoder, x, y=None, generator=None):
-        return nt_xent(*self.two_views(encoder, x, generator), self.temperature)
+        z1, z2 = self.two_views(encoder, x, generator)
+        return nt_xent(self.gather(z1), self.gather(z2), self.temperature)
     def config(self): return dict(name=self.name, temperature=self.temperature, proj_dim=self.proj_dim,
                                   hidden_dim=self.hidden_dim, aug=jsonable(self.aug))
 
