@@ -13,9 +13,10 @@ from .features import capture, resolve_layers, evaluating
 from .augment import simclr_aug
 
 # %% auto #0
-__all__ = ['VIEWS', 'PROTOCOLS', 'OFFICIAL', 'OFFICIAL_N_AUG', 'as_images', 'to_float', 'ident_aug', 'point_seed', 'call_aug',
-           'draw_views', 'split_views', 'encoder_device', 'check_batch_size', 'auto_batch_size', 'check_ran',
-           'common_layers', 'check_shapes', 'protocol_settings', 'default_aug', 'layer_passes']
+__all__ = ['VIEWS', 'PROTOCOLS', 'OFFICIAL', 'OFFICIAL_N_AUG', 'as_images', 'to_float', 'ident_aug', 'point_seed',
+           'independent_seed', 'call_aug', 'draw_views', 'split_views', 'encoder_device', 'check_batch_size',
+           'auto_batch_size', 'check_ran', 'common_layers', 'check_shapes', 'protocol_settings', 'default_aug',
+           'layer_passes']
 
 # %% ../nbs/04a_passes.ipynb #7ef6b7dc
 def as_images(images, # Tensor (N,C,H,W) of floats in [0, 1] or uint8, or an object with `.x` (e.g. `TensorData`)
@@ -41,7 +42,7 @@ def to_float(xb:Tensor, # a batch of uint8 or float images
     xb = xb.to(device) if device is not None else xb
     return xb.float().div_(255) if xb.dtype == torch.uint8 else xb.float()
 
-# %% ../nbs/04a_passes.ipynb #346880cf
+# %% ../nbs/04a_passes.ipynb #0d5ccf96
 VIEWS = ('pair', 'clean')
 
 def ident_aug(x:Tensor, generator=None)->Tensor:
@@ -51,6 +52,10 @@ def ident_aug(x:Tensor, generator=None)->Tensor:
 def point_seed(seed:int, i:int)->int:
     "Seed of the views of point `i` under the run seed `seed`."
     return (seed * 1_000_003 + i) % 2**63
+
+def independent_seed(seed:int, k:int=1)->int:
+    "The `k`-th view seed independent of `seed`: no point seed of it equals one of `seed` below 7.9e9 points (cross-fitting)."
+    return seed + 7_919 * k
 
 def call_aug(aug, # a callable batch -> batch, optionally taking `generator=`
              x:Tensor, # (B,C,H,W) images in [0, 1]

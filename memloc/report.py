@@ -11,9 +11,10 @@ import matplotlib.pyplot as plt
 from .core import figures_dir, atomic_path, atomic_write_text, provenance
 
 # %% auto #0
-__all__ = ['fmt', 'mean_std', 'aggregate_seeds', 'format_mean_std', 'save_table', 'default_keys', 'save_fig', 'plot_layermem',
-           'plot_unitmem_layers', 'plot_unitmem_units', 'plot_layer_agreement', 'plot_sslmem_vs_unitmem',
-           'plot_unitmem_epochs', 'plot_classmem_vs_unitmem', 'plot_unitmem_datasets', 'publish']
+__all__ = ['fmt', 'mean_std', 'is_pvalue', 'aggregate_seeds', 'format_mean_std', 'save_table', 'default_keys', 'save_fig',
+           'plot_layermem', 'plot_unitmem_layers', 'plot_unitmem_units', 'plot_layer_agreement',
+           'plot_sslmem_vs_unitmem', 'plot_unitmem_epochs', 'plot_classmem_vs_unitmem', 'plot_unitmem_datasets',
+           'publish']
 
 # %% ../nbs/12_report.ipynb #6b8396e4
 def fmt(x, digits:int=3)->str:
@@ -28,17 +29,29 @@ def mean_std(values, digits:int=3)->str:
     if len(v) == 0: return '–'
     return fmt(v.mean(), digits) if len(v) == 1 else f'{fmt(v.mean(), digits)} ± {fmt(v.std(ddof=1), digits)}'
 
-# %% ../nbs/12_report.ipynb #78eb5e45
+# %% ../nbs/12_report.ipynb #f5738bc4
+def is_pvalue(col:str)->bool:
+    "Whether column `col` holds p-values (`p` or `p_...`), which are combined over seeds, never averaged."
+    return col == 'p' or col.startswith('p_')
+
 def aggregate_seeds(df:pd.DataFrame, values:list[str]|None=None, by:list[str]|None=None)->pd.DataFrame:
-    "Mean, std and count over `seed` of the `values` columns, grouped by `by` (default: the other columns)."
+    "Mean, std and count over `seed` of the `values` columns, grouped by `by`; p-value columns combined (Fisher, then Holm)."
+    from memloc.stats import combine_pvalues, adjust_pvalues
     values = values or [c for c in df.columns if c != 'seed' and pd.api.types.is_float_dtype(df[c])]
     by = by or [c for c in df.columns if c not in values and c != 'seed']
-    g = df.groupby(by, sort=False)[values]
-    out = g.mean().join(g.std(ddof=1), rsuffix='_std').join(g.size().rename('n_seeds'))
+    ps = [c for c in values if is_pvalue(c) and not c.endswith('_holm')]
+    means = [c for c in values if not is_pvalue(c)]
+    g = df.groupby(by, sort=False)
+    out = g[means].mean().join(g[means].std(ddof=1), rsuffix='_std').join(g.size().rename('n_seeds'))
+    for c in ps:
+        out[f'{c}_seeds'] = g[c].agg(lambda v: ', '.join(fmt(float(x), 2) for x in v))
+        out[f'{c}_combined'] = g[c].agg(combine_pvalues)
+        out[f'{c}_combined_holm'] = adjust_pvalues(out[f'{c}_combined'].values, 'holm')
     return out.reset_index()
 
 def format_mean_std(agg:pd.DataFrame, values:list[str], digits:int=3)->pd.DataFrame:
-    "Replace each `values` column of `aggregate_seeds` output by a `mean ± std` string."
+    "Replace each `values` column of `aggregate_seeds` output by a `mean ± std` string (p-value columns stay as they are)."
+    values = [v for v in values if f'{v}_std' in agg]
     out = agg.drop(columns=[f'{v}_std' for v in values] + ['n_seeds'])
     for v in values:
         out[v] = [fmt(m, digits) if (n < 2 or math.isnan(s)) else f'{fmt(m, digits)} ± {fmt(s, digits)}'
@@ -80,7 +93,7 @@ def save_fig(fig, name:str, config:dict|None=None, out_dir=None, **extra)->Path:
     _sidecar(d/f'{name}.fig.json', config, figure=name, **extra)
     return p
 
-# %% ../nbs/12_report.ipynb #99762a66
+# %% ../nbs/12_report.ipynb #b4631084
 def _short(layer:str)->str:
     return str(layer).replace('layer', 'L').replace('_residual', 'r').replace('_head', 'h').replace('blocks.', 'b')
 
@@ -100,17 +113,22 @@ def _seeds_note(df:pd.DataFrame)->str:
     return f'mean ± std over {n} seeds' if n > 1 else 'one seed'
 
 def plot_layermem(df:pd.DataFrame, title:str='')->plt.Figure:
-    "LayerMem per layer over D', the Top and the Least points (Table 1)."
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    _lines(ax, df, list(range(len(df))), dict(layermem='LayerMem (random candidates)', layermem_top='Top', layermem_least='Least'))
+    "LayerMem per layer over D', the Top and the Least points (Table 1); held-out points (`*_extra`) dashed, as the null."
+    fig, ax = plt.subplots(figsize=(7, 3.2)); x = list(range(len(df)))
+    names = dict(layermem='LayerMem (random)', layermem_top='Top', layermem_least='Least')
+    for c, (label, color) in zip(names, ((names[k], col) for k, col in zip(names, ('tab:blue', 'tab:red', 'tab:gray')))):
+        _lines(ax, df, x, {c: f'{label}, candidates'}, color=color)
+        _lines(ax, df, x, {f'{c}_extra': f'{label}, held-out'}, color=color, ls='--', alpha=0.7)
     _layer_axis(ax, list(df.layer)); ax.set_ylabel('LayerMem'); ax.legend(fontsize=7)
     ax.set_title(f'{title} ({_seeds_note(df)})', fontsize=9); fig.tight_layout(); return fig
 
 def plot_unitmem_layers(df:pd.DataFrame, title:str='')->plt.Figure:
     "Mean UnitMem and the fraction of units ≥ the threshold per layer, for f, g and the initialisation."
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2)); x = list(range(len(df)))
-    names = dict(f='f (trained on them)', g='g (never saw them)', init='initialisation')
+    names = dict(f='f (trained on them)', g='g (never saw them)', init='initialisation (BN recalibrated)')
     _lines(axes[0], df, x, {f'mean_{k}': v for k, v in names.items()}); axes[0].set_ylabel('mean UnitMem')
+    _lines(axes[0], df, x, {'mean_init_uncalibrated': 'initialisation (default BN statistics)'}, ls=':', color='gray')
+    _lines(axes[0], df, x, {'mean_f_extra': 'f on held-out points', 'mean_g_extra': 'g on held-out points'}, ls='--', alpha=0.7)
     _lines(axes[1], df, x, {f'frac_high_{k}': v for k, v in names.items()}); axes[1].set_ylabel('fraction of units with UnitMem ≥ 0.5')
     for ax in axes: _layer_axis(ax, list(df.layer)); ax.legend(fontsize=7)
     fig.suptitle(f'{title} ({_seeds_note(df)})', fontsize=9); fig.tight_layout(); return fig
@@ -126,13 +144,17 @@ def plot_unitmem_units(df:pd.DataFrame, title:str='')->plt.Figure:
     axes[0][0].set_ylabel('UnitMem'); fig.suptitle(f'{title} ({_seeds_note(df)})', fontsize=9); fig.tight_layout(); return fig
 
 def plot_layer_agreement(df:pd.DataFrame, title:str='')->plt.Figure:
-    "Top-k overlap (%) and Kendall's τ between layers by how many layers apart they are (Table 3)."
-    fig, ax = plt.subplots(figsize=(4.5, 3)); x = list(range(len(df)))
-    _lines(ax, df, x, dict(overlap='top-k overlap (%)'))
-    if 'chance' in df: ax.plot(x, df.chance.values, 'k--', lw=0.8, label='chance')
-    ax.set_xticks(x, df.distance.astype(int).astype(str)); ax.set_xlabel('layers apart'); ax.set_ylabel('overlap (%)')
-    ax2 = ax.twinx(); _lines(ax2, df, x, dict(tau="Kendall's τ"), color='tab:red'); ax2.set_ylabel("Kendall's τ", color='tab:red')
-    ax.legend(fontsize=7); ax.set_title(f'{title} ({_seeds_note(df)})', fontsize=8); fig.tight_layout(); return fig
+    "Top-k overlap (%) and Kendall's τ between layers by how many layers apart they are (Table 3), per set of points and views."
+    groups = df.groupby(['set', 'views'], sort=False) if {'set', 'views'} <= set(df.columns) else [(('points', 'views'), df)]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3))
+    for (pts, vw), d in groups:
+        ls = '-' if vw == 'independent' else ':'
+        _lines(axes[0], d, list(d.distance), dict(overlap=f'{pts}, {vw} views'), ls=ls)
+        _lines(axes[1], d, list(d.distance), dict(tau=f'{pts}, {vw} views'), ls=ls)
+    if 'chance' in df: axes[0].plot(sorted(set(df.distance)), [df.chance.mean()] * df.distance.nunique(), 'k--', lw=0.8, label='chance')
+    axes[0].set_ylabel('top-k overlap (%)'); axes[1].set_ylabel("Kendall's τ")
+    for ax in axes: ax.set_xlabel('layers apart (0: a layer with itself across views)'); ax.legend(fontsize=6)
+    fig.suptitle(f'{title} ({_seeds_note(df)})', fontsize=8); fig.tight_layout(); return fig
 
 def plot_sslmem_vs_unitmem(df:pd.DataFrame, title:str='')->plt.Figure:
     "Per point: SSLMem at the final layer against the highest UnitMem of the units it maximally activates."
@@ -157,10 +179,11 @@ def plot_classmem_vs_unitmem(df:pd.DataFrame, title:str='')->plt.Figure:
     for r, e in enumerate(encs):
         for ax, l in zip(axes[r], layers):
             d = df[(df.encoder == e) & (df.layer == l)]
-            ax.scatter(d.classmem, d.unitmem, s=3, alpha=0.5); ax.plot([0, 1], [0, 1], 'r-', lw=0.7)
+            if 'classmem_null' in d: ax.scatter(d.classmem_null, d.unitmem, s=3, alpha=0.3, color='gray', label='shuffled labels')
+            ax.scatter(d.classmem, d.unitmem, s=3, alpha=0.5, label='ClassMem'); ax.plot([0, 1], [0, 1], 'r-', lw=0.7)
             if r == 0: ax.set_title(_short(l), fontsize=7)
         axes[r][0].set_ylabel(f'{e}: UnitMem', fontsize=8)
-    for ax in axes[-1]: ax.set_xlabel('ClassMem', fontsize=7)
+    for ax in axes[-1]: ax.set_xlabel('ClassMem (grey: shuffled labels)', fontsize=7)
     fig.suptitle(f'{title} ({_seeds_note(df)})', fontsize=9); fig.tight_layout(); return fig
 
 def plot_unitmem_datasets(units:dict, # {dataset: per-unit table with `layer` and `unitmem_f`}

@@ -12,10 +12,13 @@ from scipy import stats
 
 # %% auto #0
 __all__ = ['PADJUST', 'ttest_greater', 'mannwhitney_greater', 'ttest_paired_greater', 'wilcoxon_greater', 'kendall_tau',
-           'topk_overlap', 'overlap_chance', 'combine_pvalues', 'adjust_pvalues', 'bootstrap_ci', 'compare_groups']
+           'topk_overlap', 'overlap_chance', 'combine_pvalues', 'adjust_pvalues', 'bootstrap_ci', 'paired_summary',
+           'compare_groups']
 
-# %% ../nbs/07b_stats.ipynb #57cb8148
-def _np(a)->np.ndarray: return torch.as_tensor(a).double().flatten().numpy() if not isinstance(a, np.ndarray) else a.astype(float).ravel()
+# %% ../nbs/07b_stats.ipynb #5ba08db0
+def _np(a)->np.ndarray:
+    "Any tensor, array, Series or list as a flat float64 NumPy array."
+    return a.detach().double().flatten().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a, dtype=float).ravel()
 
 # %% ../nbs/07b_stats.ipynb #8481af37
 def ttest_greater(a, b)->tuple[float, float]:
@@ -94,6 +97,15 @@ def bootstrap_ci(values, # the sample (e.g. f − g per unit)
     r = stats.bootstrap((v,), np.mean, confidence_level=level, n_resamples=n_resamples, method='percentile',
                         random_state=np.random.default_rng(seed))
     return float(r.confidence_interval.low), float(r.confidence_interval.high)
+
+# %% ../nbs/07b_stats.ipynb #a545650c
+def paired_summary(a, b, # paired samples (e.g. UnitMem of f's and g's units)
+                   seed:int=0, prefix:str='')->dict:
+    "Mean of `a − b`, its 95 % bootstrap interval and the one-sided paired Wilcoxon p-value, as a dict (keys prefixed)."
+    a, b = _np(a), _np(b)
+    lo, hi = bootstrap_ci(a - b, seed=seed)
+    return {f'{prefix}diff': float((a - b).mean()), f'{prefix}ci_low': lo, f'{prefix}ci_high': hi,
+            f'p_{prefix}paired' if prefix else 'p_paired': wilcoxon_greater(a, b)[1]}
 
 # %% ../nbs/07b_stats.ipynb #d9f072b7
 def compare_groups(scores:dict, # {layer: Tensor[N]} per-point scores

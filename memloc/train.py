@@ -17,11 +17,14 @@ from .encoders import create_encoder, init_encoder
 from .ssl import SSLMethod, create_method
 
 # %% auto #0
-__all__ = ['OPTIMIZERS', 'SCHEDULES', 'epoch_generator', 'batches', 'make_optimizer', 'make_schedule', 'Engine', 'ssl_step',
-           'save_ckpt', 'load_ckpt', 'TrainRecord', 'train', 'snapshot_path', 'calibrate_bn', 'Pair', 'pair_config',
-           'pair_dir', 'train_pair', 'load_pair', 'load_snapshots']
+__all__ = ['LOOP_VERSION', 'OPTIMIZERS', 'SCHEDULES', 'epoch_generator', 'batches', 'make_optimizer', 'make_schedule', 'Engine',
+           'ssl_step', 'save_ckpt', 'load_ckpt', 'TrainRecord', 'train', 'snapshot_path', 'calibrate_bn', 'Pair',
+           'pair_config', 'pair_dir', 'train_pair', 'load_pair', 'load_snapshots']
 
-# %% ../nbs/06_train.ipynb #aad3f895
+# %% ../nbs/06_train.ipynb #d41c6306
+LOOP_VERSION = 2   # part of every run's config and cache key: bump it whenever `train` would give other weights for one config
+                   # (1: the last short batch of an epoch was dropped; 2: every point once per epoch)
+
 def epoch_generator(seed:int, epoch:int)->torch.Generator:
     "The generator for every random draw of `epoch`: depends only on `(seed, epoch)`."
     return make_generator(seed * 100_003 + epoch)
@@ -106,7 +109,7 @@ def load_ckpt(path, encoder, method, opt, config:dict, schedule=None)->tuple[int
     if schedule is not None and ck.get('schedule'): schedule.load_state_dict(ck['schedule'])
     return ck['epoch'], ck['history'], ck.get('engine', {})
 
-# %% ../nbs/06_train.ipynb #d7973e81
+# %% ../nbs/06_train.ipynb #f2f6d493
 @dataclass
 class TrainRecord:
     "What `train` did: the trained `encoder` (in eval mode), the mean loss per epoch, and where its files are."
@@ -142,8 +145,8 @@ def train(encoder:nn.Module, method:SSLMethod, data:TensorData,
     opt = make_optimizer(optimizer, [p for p in (*encoder.parameters(), *method.parameters()) if p.requires_grad], lr, weight_decay)
     spe = engine.steps_per_epoch(len(data), batch_size)
     sched = make_schedule(opt, schedule, epochs * spe, warmup_epochs * spe)
-    config = jsonable(dict(config or {}, method=method.config(), epochs=epochs, batch_size=batch_size, lr=lr,
-                           weight_decay=weight_decay, seed=seed, n=len(data), **_recipe(optimizer, schedule, warmup_epochs, engine)))
+    config = jsonable(dict(config or {}, method=method.config(), epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                           seed=seed, n=len(data), loop=LOOP_VERSION, **_recipe(optimizer, schedule, warmup_epochs, engine)))
     if ckpt: clean_tmp(Path(ckpt).parent)
     start, history, state = load_ckpt(ckpt, encoder, method, opt, config, sched) if ckpt and Path(ckpt).exists() else (0, [], {})
     if ckpt and start == 0 and 0 in snapshot_epochs and engine.writes(): atomic_save(encoder.state_dict(), snapshot_path(ckpt, 0))
@@ -201,7 +204,7 @@ def calibrate_bn(encoder:nn.Module,
         for m, mom in saved: m.momentum = mom
     return encoder.eval()
 
-# %% ../nbs/06_train.ipynb #3436c26e
+# %% ../nbs/06_train.ipynb #9e332fb9
 @dataclass
 class Pair:
     "A trained f / g pair: `f, g = pair`; `records['f']`, `records['g']` are their `TrainRecord`s."
@@ -218,7 +221,7 @@ def pair_config(data:TensorData, split:Split, arch:str, method:SSLMethod, encode
     "Everything that determines a trained f / g pair."
     return jsonable(dict(dataset=data.name, data=data.fingerprint(), n=len(data),
                          split=config_hash({k: getattr(split, k).tolist() for k in ('shared', 'candidates', 'independent')}),
-                         arch=arch, encoder_kw=encoder_kw, method=method.config(), init_seed=init_seed, **recipe))
+                         arch=arch, encoder_kw=encoder_kw, method=method.config(), init_seed=init_seed, loop=LOOP_VERSION, **recipe))
 
 def pair_dir(config:dict, root=None)->Path:
     "The folder of the pair trained with `config` in the run cache."

@@ -192,3 +192,11 @@ def test_augmentation_in_the_cache_key_is_stable_across_processes():
     outs = {subprocess.run([sys.executable, '-c', code], capture_output=True, text=True).stdout for _ in range(2)}
     assert len(outs) == 1 and len(outs.pop().strip()) == 16
     with pytest.raises(ValueError, match='changes from one process to the next'): config_hash({'aug': lambda x: x})
+
+def test_weights_of_an_older_training_loop_are_not_reused(runs, monkeypatch):
+    "A change to the loop that alters the weights bumps LOOP_VERSION, which is part of every cache key."
+    import memloc.train as tr
+    data, split = _tiny_pair_setup()
+    first = train_pair(data, split, **TINY).dir
+    monkeypatch.setattr(tr, 'LOOP_VERSION', tr.LOOP_VERSION + 1)
+    assert train_pair(data, split, **TINY).dir != first
