@@ -137,7 +137,7 @@ def dino_loss(student_out:list[Tensor], # crops of the student, (B, K) logits ea
     other = ~torch.eye(*ce.shape, dtype=torch.bool, device=ce.device)                    # crop pairs t != s
     return ce[other].mean()
 
-# %% ../nbs/05_ssl.ipynb #e355b849
+# %% ../nbs/05_ssl.ipynb #8af2efff
 def ema_momentum(step:int, # 0-based index of the optimiser step just taken
                  total_steps:int, base:float=0.996, final:float=1.)->float:
     "DINO's teacher momentum: a cosine from `base` (step 0) to `final` (the end of training)."
@@ -148,7 +148,7 @@ def teacher_temperature(step:int, # 0-based index of the optimiser step about to
                         warmup:float=0., # fraction of all steps spent warming up
                        )->float:
     "DINO's teacher temperature: linear from `warmup_temp` to `temp` over the first `warmup` of the steps, then `temp`."
-    n = round(warmup * total_steps)
+    n = max(1, round(warmup * total_steps)) if warmup > 0 else 0              # warm-up steps (at least 1 if any)
     if step >= n: return temp
     return warmup_temp + (temp - warmup_temp) * step / (n - 1) if n > 1 else warmup_temp
 
@@ -190,11 +190,11 @@ def dino_local_size(encoder:nn.Module, side:int)->int:
     if any(isinstance(m, ResNet9) for m in encoder.modules()): return side
     return local_crop_size(side)
 
-# %% ../nbs/05_ssl.ipynb #12e82a6f
+# %% ../nbs/05_ssl.ipynb #af69058e
 def _no_dropout(m:nn.Module)->nn.Module:
     "Switch off dropout and stochastic depth (timm `DropPath`) in `m`, in place."
     for mod in m.modules():
-        if isinstance(mod, nn.Dropout): mod.p = 0.
+        if isinstance(mod, nn.modules.dropout._DropoutNd): mod.p = 0.
         if hasattr(mod, 'drop_prob'): mod.drop_prob = 0.
     return m
 
@@ -204,7 +204,7 @@ class DINO(SSLMethod):
     def __init__(self, out_dim:int=65536, hidden_dim:int=2048, bottleneck_dim:int=256, # head sizes (DINO's)
                  norm_last_layer:bool=True, student_temp:float=0.1,
                  teacher_temp:float=0.04, # teacher temperature after the warm-up
-                 warmup_teacher_temp:float=0.04, # teacher temperature at the first step
+                 warmup_teacher_temp:float=0.04, # teacher temperature at the first step of the warm-up
                  teacher_temp_warmup:float=0., # fraction of all steps over which the teacher temperature warms up
                  center_momentum:float=0.9, momentum:float=0.996, # centre EMA; teacher EMA at the first step (-> 1)
                  aug:MultiCropAug|None=None): # crops (2 global first); default `MultiCropAug()`: 2 global + 8 local
@@ -214,7 +214,8 @@ class DINO(SSLMethod):
         self.teacher_temp_warmup, self.center_momentum, self.momentum = teacher_temp_warmup, center_momentum, momentum
         self.aug, self.head, self.teacher, self._student = aug if aug is not None else MultiCropAug(), None, None, []
         self.register_buffer('center', torch.zeros(1, out_dim))
-        self.register_buffer('teacher_temp_now', torch.tensor(warmup_teacher_temp, dtype=torch.float64))
+        first = warmup_teacher_temp if teacher_temp_warmup > 0 else teacher_temp         # the temperature of step 0
+        self.register_buffer('teacher_temp_now', torch.tensor(first, dtype=torch.float64))
 
     def setup(self, encoder):
         if self.head is None:
