@@ -5,7 +5,10 @@ Strong by design, so that it passes on any CPU: training is bit-exact only for o
 the effect must be far larger than what another machine's floating-point path can change. The canaries (smooth
 random colour layouts, unlike the synthetic gratings) are seen by f only, and each appears `EXPOSURES` times in f's
 training data (copies only f trains on); SSLMem is measured on the unique candidates with 20 views per point. The
-thresholds below were checked over seeds 0-4 with 1 and 2 torch threads; the worst case seen is written beside each."""
+thresholds below were checked over seeds 0-4 with 1 and 2 torch threads (AUC 0.956-1.000, 7-10 of 10 canaries in the
+top 10, p 1.2e-7 to 1.3e-6); the worst case seen is written beside each. The earlier design (each canary seen once,
+batch 256 with the last short batch dropped) gave AUC 0.70-0.95 and p up to 0.019 over the same seeds and threads:
+a coin toss on another CPU."""
 import torch
 from scipy import stats
 from memloc.data import synthetic, Split, TensorData
@@ -39,6 +42,6 @@ def test_planted_canaries_rank_among_the_most_memorized(runs):
     mw = stats.mannwhitneyu(s[planted].numpy(), s[~planted].numpy(), alternative='greater')
     auc = mw.statistic / (k * (len(s) - k))
     print(f"planted in the top {k}: {hits}/{k}; AUC {auc:.3f}; Mann-Whitney p = {mw.pvalue:.2g}")
-    assert auc >= 0.85, auc                    # chance 0.5; worst seen WORST_AUC
-    assert hits >= 5, hits                     # chance 1 of 10; worst seen WORST_HITS
-    assert mw.pvalue < 1e-4, mw.pvalue         # worst seen WORST_P
+    assert auc >= 0.85, auc                    # chance 0.5; worst seen 0.956 (seed 3, 2 threads)
+    assert hits >= 5, hits                     # chance 1 of 10; worst seen 7 (seed 0, 1 thread)
+    assert mw.pvalue < 1e-4, mw.pvalue         # worst seen 1.3e-6 (seed 3, 2 threads)
