@@ -12,7 +12,7 @@ from .core import make_generator
 from .encoders import ResNet9, create_encoder
 
 # %% auto #0
-__all__ = ['tiny_encoder', 'tiny_vit', 'tiny_data', 'tiny_pair', 'test_dict_close', 'one_image_output']
+__all__ = ['tiny_encoder', 'tiny_vit', 'tiny_data', 'tiny_pair', 'test_dict_close', 'one_image_output', 'naive_per_sample_grads']
 
 # %% ../nbs/97_testing.ipynb #c24c6e7f
 def _seeded(seed:int, make):
@@ -64,3 +64,34 @@ def one_image_output(encoder:nn.Module, spec:str, img:Tensor)->Tensor:
         with torch.no_grad(): encoder.eval()(img[None])
     finally: h.remove()
     return box[0][0]
+
+# %% ../nbs/97_testing.ipynb #7e39be3b
+_ROWWISE = {nn.Conv2d: lambda m, x, p: m._conv_forward(x, p['weight'], p.get('bias')),
+            nn.Linear: lambda m, x, p: F.linear(x, p['weight'], p.get('bias')),
+            nn.GroupNorm: lambda m, x, p: F.group_norm(x, m.num_groups, p.get('weight'), p.get('bias'), m.eps),
+            nn.LayerNorm: lambda m, x, p: F.layer_norm(x, m.normalized_shape, p.get('weight'), p.get('bias'), m.eps)}
+
+def _rowwise(m:nn.Module, copies:list, n:int):
+    "A forward for leaf module `m` that computes row i of its input with the parameters `copies[i]`."
+    def forward(x):
+        if len(x) != n: raise ValueError(f"A {type(m).__name__} got {len(x)} rows, not one per sample ({n}).")
+        return torch.cat([_ROWWISE[type(m)](m, x[i:i+1], copies[i]) for i in range(n)])
+    return forward
+
+def naive_per_sample_grads(modules:list, # modules whose trainable parameters get per-sample gradients
+                           loss_fn, # () -> scalar loss of one batch; row i of every module call belongs to sample i
+                           n:int, # samples in the batch
+                          )->dict: # {parameter: (n, *shape) gradient of the loss through sample i's rows}
+    "Per-sample gradients of `loss_fn()` by a loop: each sample's rows run with their own copy of every parameter."
+    leaves = [m for mod in modules for m in mod.modules() if any(p.requires_grad for p in m.parameters(recurse=False))]
+    bad = sorted({type(m).__name__ for m in leaves if type(m) not in _ROWWISE})
+    if bad: raise ValueError(f"naive_per_sample_grads has no row-wise form for {', '.join(bad)}; add one to _ROWWISE.")
+    copies = {m: [{k: p.detach().clone().requires_grad_() for k, p in m.named_parameters(recurse=False)}
+                  for _ in range(n)] for m in leaves}
+    for m in leaves: m.forward = _rowwise(m, copies[m], n)
+    try: loss_fn().backward()
+    finally:
+        for m in leaves: del m.forward
+    grad = lambda t: t.grad if t.grad is not None else torch.zeros_like(t)
+    return {p: torch.stack([grad(copies[m][i][k]) for i in range(n)])
+            for m in leaves for k, p in m.named_parameters(recurse=False)}
