@@ -53,7 +53,7 @@ def make_schedule(opt, schedule:str|None, total_steps:int, warmup_steps:int=0)->
         return 0.5 * (1 + math.cos(math.pi * min(t, 1.)))
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
-# %% ../nbs/06_train.ipynb #37b50522
+# %% ../nbs/06_train.ipynb #83993b22
 class Engine:
     "How `train` takes its steps: one process, the modules as they are, every point once per epoch."
     name = 'plain'
@@ -70,6 +70,8 @@ class Engine:
     def load_state_dict(self, state:dict): pass
     def config(self)->dict: return {'name': self.name}
     def summary(self)->dict: return {}
+    def finish(self):
+        "Called once when `train` ends, normally or by an error (e.g. to remove hooks)."
 
 # %% ../nbs/06_train.ipynb #01fb18e0
 def ssl_step(encoder:nn.Module, method:SSLMethod, opt:torch.optim.Optimizer,
@@ -109,7 +111,7 @@ def load_ckpt(path, encoder, method, opt, config:dict, schedule=None)->tuple[int
     if schedule is not None and ck.get('schedule'): schedule.load_state_dict(ck['schedule'])
     return ck['epoch'], ck['history'], ck.get('engine', {})
 
-# %% ../nbs/06_train.ipynb #f2f6d493
+# %% ../nbs/06_train.ipynb #8547cee8
 @dataclass
 class TrainRecord:
     "What `train` did: the trained `encoder` (in eval mode), the mean loss per epoch, and where its files are."
@@ -151,6 +153,17 @@ def train(encoder:nn.Module, method:SSLMethod, data:TensorData,
     start, history, state = load_ckpt(ckpt, encoder, method, opt, config, sched) if ckpt and Path(ckpt).exists() else (0, [], {})
     if ckpt and start == 0 and 0 in snapshot_epochs and engine.writes(): atomic_save(encoder.state_dict(), snapshot_path(ckpt, 0))
     model, meth, step_opt = engine.prepare(encoder, method, opt, len(data), batch_size, epochs); engine.load_state_dict(state)
+    try: history = _epochs(model, meth, step_opt, sched, engine, data, batch_size, seed, start, epochs, spe, history, device,
+                           progress, ckpt, snapshot_epochs, (encoder, method, opt, config))
+    finally: engine.finish()
+    encoder.eval()
+    snaps = {e: snapshot_path(ckpt, e) for e in snapshot_epochs if ckpt and snapshot_path(ckpt, e).exists()}
+    return TrainRecord(encoder, history, Path(ckpt) if ckpt else None, snaps, config, engine.summary())
+
+def _epochs(model, meth, step_opt, sched, engine, data, batch_size, seed, start, epochs, spe, history, device, progress,
+            ckpt, snapshot_epochs, saved)->list:
+    "The epochs `start..epochs` of `train`; `saved` are the raw (encoder, method, opt, config) the checkpoints hold."
+    encoder, method, opt, config = saved
     x = data.x.to(device); y = data.y.to(device) if method.needs_labels else None
     model.train(); meth.train()
     bar = progress_bar(range(start, epochs), initial=start, total=epochs, disable=not progress, desc=method.name)
@@ -164,9 +177,7 @@ def train(encoder:nn.Module, method:SSLMethod, data:TensorData,
         if ckpt and engine.writes():
             if (epoch + 1) in snapshot_epochs: atomic_save(encoder.state_dict(), snapshot_path(ckpt, epoch + 1))
             save_ckpt(ckpt, encoder, method, opt, epoch + 1, config, history, sched, engine)   # after the snapshot: a kill loses neither
-    encoder.eval()
-    snaps = {e: snapshot_path(ckpt, e) for e in snapshot_epochs if ckpt and snapshot_path(ckpt, e).exists()}
-    return TrainRecord(encoder, history, Path(ckpt) if ckpt else None, snaps, config, engine.summary())
+    return history
 
 def _recipe(optimizer, schedule, warmup_epochs, engine)->dict:
     "The parts of a run's config that only appear when they differ from the paper's SimCLR recipe (keeps old keys stable)."
@@ -204,7 +215,7 @@ def calibrate_bn(encoder:nn.Module,
         for m, mom in saved: m.momentum = mom
     return encoder.eval()
 
-# %% ../nbs/06_train.ipynb #5f9f9f91
+# %% ../nbs/06_train.ipynb #b9ff054e
 @dataclass
 class Pair:
     "A trained f / g pair: `f, g = pair`; `records['f']`, `records['g']` are their `TrainRecord`s."
@@ -232,37 +243,48 @@ def train_pair(data:TensorData, split:Split, arch:str='resnet9', method:str='sim
                init_seed:int|None=None, # initialisation seed of f and g (default: `seed`)
                encoder_kw:dict|None=None, method_kw:dict|None=None, snapshot_epochs=(),
                optimizer:str='adam', schedule:str|None=None, warmup_epochs:int=0, # see `train`
-               engine:Engine|None=None, # see `train` (one per encoder: it may keep state)
+               engine=None, # an Engine (copied for f and g), or `engine(method) -> Engine` (e.g. a DP engine); None: plain
+               modules=None, # `modules(encoder, method) -> (encoder, method)` applied before training (e.g. memloc.dp.dp_compatible)
                root=None, device=None, progress:bool=True)->Pair:
     "Train (or load, or resume) f on `split.f_train` and g on `split.g_train` with one recipe."
     split.check(data)
     encoder_kw, method_kw = encoder_kw or {}, method_kw or {}
     init_seed = seed if init_seed is None else init_seed
     recipe = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed)
-    extra = _recipe(optimizer, schedule, warmup_epochs, engine or Engine())          # only what differs from Adam / constant / plain
-    cfg = pair_config(data, split, arch, create_method(method, **method_kw), encoder_kw, init_seed, **recipe, **extra)
+    def build(): # the encoder, method and engine of one run
+        enc, m = init_encoder(arch, init_seed, **encoder_kw), create_method(method, **method_kw)
+        if modules is not None: enc, m = modules(enc, m)
+        eng = engine(m) if callable(engine) and not isinstance(engine, Engine) else copy.deepcopy(engine)
+        return enc, m, eng
+    _, m0, e0 = build()
+    extra = _recipe(optimizer, schedule, warmup_epochs, e0 or Engine())           # only what differs from Adam / constant / plain
+    cfg = pair_config(data, split, arch, m0, encoder_kw, init_seed, **recipe, **extra, **({'modules': modules} if modules else {}))
     d = pair_dir(cfg, root); split.save(d/'split.json')
-    recs = {name: train(init_encoder(arch, init_seed, **encoder_kw), create_method(method, **method_kw), data[idx],
-                        ckpt=d/f'{name}.pt', config=dict(cfg, role=name), snapshot_epochs=snapshot_epochs, device=device,
-                        progress=progress, optimizer=optimizer, schedule=schedule, warmup_epochs=warmup_epochs,
-                        engine=copy.deepcopy(engine) if engine is not None else None, **recipe)
-            for name, idx in (('f', split.f_train), ('g', split.g_train))}
+    recs = {}
+    for name, idx in (('f', split.f_train), ('g', split.g_train)):
+        enc, m, eng = build()
+        recs[name] = train(enc, m, data[idx], ckpt=d/f'{name}.pt', config=dict(cfg, role=name), snapshot_epochs=snapshot_epochs,
+                           device=device, progress=progress, optimizer=optimizer, schedule=schedule, warmup_epochs=warmup_epochs,
+                           engine=eng, **recipe)
     return Pair(recs, d, cfg)
 
-def load_pair(config:dict, root=None)->Pair:
+def load_pair(config:dict, root=None,
+              make_encoder=None, # `make_encoder()` -> an encoder the weights load into (None: `create_encoder(arch, **encoder_kw)`)
+             )->Pair:
     "The finished f and g of the pair trained with `config` (as from `pair_config`)."
     d, recs = pair_dir(config, root), {}
+    make_encoder = make_encoder or (lambda: create_encoder(config['arch'], **config['encoder_kw']))
     for name in 'fg':
         ck = safe_load(d/f'{name}.pt')
         if ck['epoch'] < config['epochs']: raise RuntimeError(f"{d/name}.pt stopped at epoch {ck['epoch']} of {config['epochs']}: run train_pair again to finish it.")
-        enc = create_encoder(config['arch'], **config['encoder_kw']); enc.load_state_dict(ck['encoder'])
+        enc = make_encoder(); enc.load_state_dict(ck['encoder'])
         snaps = {int(p.stem.rsplit('.e', 1)[1]): p for p in d.glob(f'{name}.e*.pt')}
         recs[name] = TrainRecord(enc.eval(), ck['history'], d/f'{name}.pt', dict(sorted(snaps.items())), ck['config'])
     return Pair(recs, d, config)
 
-def load_snapshots(record:TrainRecord, arch:str, encoder_kw:dict|None=None)->list[tuple[int, nn.Module]]:
-    "`(epoch, encoder)` for every weight snapshot of a training run, by epoch."
-    out = []
+def load_snapshots(record:TrainRecord, arch:str, encoder_kw:dict|None=None, make_encoder=None)->list[tuple[int, nn.Module]]:
+    "`(epoch, encoder)` for every weight snapshot of a training run, by epoch (`make_encoder()`: see `load_pair`)."
+    make_encoder, out = make_encoder or (lambda: create_encoder(arch, **(encoder_kw or {}))), []
     for e, p in sorted(record.snapshots.items()):
-        enc = create_encoder(arch, **(encoder_kw or {})); enc.load_state_dict(safe_load(p)); out.append((e, enc.eval()))
+        enc = make_encoder(); enc.load_state_dict(safe_load(p)); out.append((e, enc.eval()))
     return out
