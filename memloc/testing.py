@@ -12,7 +12,8 @@ from .core import make_generator
 from .encoders import ResNet9, create_encoder
 
 # %% auto #0
-__all__ = ['tiny_encoder', 'tiny_vit', 'tiny_data', 'tiny_pair', 'test_dict_close', 'one_image_output']
+__all__ = ['tiny_encoder', 'tiny_vit', 'tiny_data', 'tiny_pair', 'test_dict_close', 'one_image_output', 'snapshot',
+           'changed_keys', 'random_bn_stats']
 
 # %% ../nbs/97_testing.ipynb #c24c6e7f
 def _seeded(seed:int, make):
@@ -64,3 +65,22 @@ def one_image_output(encoder:nn.Module, spec:str, img:Tensor)->Tensor:
         with torch.no_grad(): encoder.eval()(img[None])
     finally: h.remove()
     return box[0][0]
+
+# %% ../nbs/97_testing.ipynb #ec08f2ea
+def snapshot(m:nn.Module)->dict:
+    "A copy of `m`'s `state_dict` (parameters and buffers), to compare with later."
+    return {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+def changed_keys(a:dict, b:dict)->list[str]:
+    "The keys whose tensors differ (not bit-identical) between two snapshots with the same keys."
+    if a.keys() != b.keys(): raise ValueError(f"The snapshots have different keys: {sorted(a.keys() ^ b.keys())[:5]}.")
+    return [k for k in a if not torch.equal(a[k], b[k])]
+
+def random_bn_stats(m:nn.Module, seed:int=0)->nn.Module:
+    "`m` with every BatchNorm's running mean ~ N(0, 0.5²) and variance ~ U(0.5, 2), drawn from `seed`; in place."
+    g = make_generator(seed)
+    with torch.no_grad():
+        for bn in (b for b in m.modules() if isinstance(b, nn.modules.batchnorm._BatchNorm) and b.track_running_stats):
+            bn.running_mean.copy_(0.5 * torch.randn(bn.running_mean.shape, generator=g))
+            bn.running_var.copy_(0.5 + 1.5 * torch.rand(bn.running_var.shape, generator=g))
+    return m
