@@ -20,8 +20,8 @@ from .train import train, TrainRecord
 from .unitmem import unitmem, UnitMemResult
 
 # %% auto #0
-__all__ = ['layer_modules', 'layer_keys', 'replace_layers', 'unit_slices', 'n_units', 'trainable_tensors', 'restricted',
-           'finetune']
+__all__ = ['MODES', 'SCOPES', 'layer_modules', 'layer_keys', 'replace_layers', 'unit_slices', 'n_units', 'trainable_tensors',
+           'restricted', 'finetune', 'select_units', 'prune_units', 'prune']
 
 # %% ../nbs/11_interventions.ipynb #7469436f
 def _is_vit_block(m:nn.Module)->bool: return all(hasattr(m, a) for a in ('norm1', 'attn', 'norm2', 'mlp'))
@@ -208,3 +208,56 @@ def finetune(encoder:nn.Module, data:TensorData,
     with torch.random.fork_rng(devices=[]): torch.manual_seed(seed); method.setup(enc)
     spec, cfg = trainable_tensors(enc, trainable, slices), dict(kw.pop('config', None) or {}, trainable=jsonable(_as_trainable(trainable)))
     with restricted(enc, spec): return train(enc, method, data, epochs, seed=seed, progress=progress, config=cfg, **kw)
+
+# %% ../nbs/11_interventions.ipynb #cea6f08c
+MODES, SCOPES = ('top', 'bottom', 'random'), ('layer', 'global')
+
+def _n_pick(fraction:float, n:int)->int: return int(math.floor(fraction * n + 0.5))
+
+def _pick(s:Tensor, k:int, mode:str, gen:torch.Generator)->Tensor:
+    "Indices of `k` entries of `s`: the highest ('top') or lowest ('bottom'), ties to the lower index, or random."
+    if mode == 'random': return torch.randperm(len(s), generator=gen)[:k]
+    return torch.sort(s, descending=mode == 'top', stable=True).indices[:k]
+
+def _check_selection(fraction, mode, scope):
+    if mode not in MODES: raise ValueError(f"mode must be one of {MODES}, not {mode!r}.")
+    if scope not in SCOPES: raise ValueError(f"scope must be one of {SCOPES}, not {scope!r}.")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+        raise ValueError(f"fraction is the share of units to prune and must lie in [0, 1] (0.1 for 10 %), not {fraction!r}.")
+
+def select_units(scores:dict, # {layer: (U,) scores}, e.g. a `UnitMemResult`
+                 fraction:float, # share of the units, in [0, 1]
+                 mode:str='top', # 'top' | 'bottom' | 'random'
+                 scope:str='layer', # 'layer': `fraction` of every layer; 'global': of all units pooled
+                 seed:int=0, # seed of the random picks
+                )->dict: # {layer: sorted int64 unit indices}
+    "The units to prune: the `fraction` with the highest or lowest score, or random, per layer or over all layers."
+    _check_selection(fraction, mode, scope)
+    gen, s = make_generator(seed), {l: torch.as_tensor(v).detach().float().flatten().cpu() for l, v in scores.items()}
+    if scope == 'layer': return {l: _pick(v, _n_pick(fraction, len(v)), mode, gen).sort().values for l, v in s.items()}
+    flat = torch.cat(list(s.values())); pick = _pick(flat, _n_pick(fraction, len(flat)), mode, gen)
+    ends = torch.tensor([len(v) for v in s.values()]).cumsum(0).tolist()
+    return {l: (pick[(pick >= e - len(v)) & (pick < e)] - (e - len(v))).sort().values for (l, v), e in zip(s.items(), ends)}
+
+# %% ../nbs/11_interventions.ipynb #d8d7545d
+def prune_units(encoder:nn.Module,
+                units:dict, # {layer: unit indices}
+                slices:dict|None=None, # {layer: {state_dict key: dim}} for layers memloc does not know
+               )->nn.Module:
+    "A copy of `encoder` with every tensor slice that produces the given units zeroed (BatchNorm running variance: 1)."
+    out = copy.deepcopy(encoder); sd = out.state_dict()
+    with torch.no_grad():
+        for layer, u in units.items():
+            idx = _unit_index(u, n_units(out, layer, slices), layer)
+            for k, d in unit_slices(out, layer, slices).items():
+                sd[k].index_fill_(d, idx.to(sd[k].device), 1. if k.endswith('running_var') else 0.)
+    return out
+
+def prune(encoder:nn.Module,
+          scores:dict, # {layer: (U,) scores}, e.g. `unitmem(encoder, candidates)`
+          fraction:float, # share of units to prune (0.1, 0.2)
+          mode:str='top', # 'top' | 'bottom' | 'random'
+          scope:str='layer', # 'layer' | 'global'
+          seed:int=0, slices:dict|None=None)->nn.Module:
+    "A copy of `encoder` without the `fraction` of its units chosen by `select_units`."
+    return prune_units(encoder, select_units(scores, fraction, mode, scope, seed), slices)

@@ -13,7 +13,7 @@ from .encoders import ResNet9, create_encoder
 
 # %% auto #0
 __all__ = ['tiny_encoder', 'tiny_vit', 'tiny_data', 'tiny_pair', 'test_dict_close', 'one_image_output', 'snapshot',
-           'changed_keys', 'random_bn_stats']
+           'changed_keys', 'randomize_bn']
 
 # %% ../nbs/97_testing.ipynb #c24c6e7f
 def _seeded(seed:int, make):
@@ -66,7 +66,7 @@ def one_image_output(encoder:nn.Module, spec:str, img:Tensor)->Tensor:
     finally: h.remove()
     return box[0][0]
 
-# %% ../nbs/97_testing.ipynb #ec08f2ea
+# %% ../nbs/97_testing.ipynb #f754c1e6
 def snapshot(m:nn.Module)->dict:
     "A copy of `m`'s `state_dict` (parameters and buffers), to compare with later."
     return {k: v.detach().clone() for k, v in m.state_dict().items()}
@@ -76,11 +76,14 @@ def changed_keys(a:dict, b:dict)->list[str]:
     if a.keys() != b.keys(): raise ValueError(f"The snapshots have different keys: {sorted(a.keys() ^ b.keys())[:5]}.")
     return [k for k in a if not torch.equal(a[k], b[k])]
 
-def random_bn_stats(m:nn.Module, seed:int=0)->nn.Module:
-    "`m` with every BatchNorm's running mean ~ N(0, 0.5²) and variance ~ U(0.5, 2), drawn from `seed`; in place."
+def randomize_bn(m:nn.Module, seed:int=0)->nn.Module:
+    "`m` with every BatchNorm's running mean ~ N(0, 0.5²), variance and γ ~ U(0.5, 2), β ~ N(0, 0.1²) drawn from `seed`; in place."
     g = make_generator(seed)
     with torch.no_grad():
         for bn in (b for b in m.modules() if isinstance(b, nn.modules.batchnorm._BatchNorm) and b.track_running_stats):
             bn.running_mean.copy_(0.5 * torch.randn(bn.running_mean.shape, generator=g))
             bn.running_var.copy_(0.5 + 1.5 * torch.rand(bn.running_var.shape, generator=g))
+            if bn.affine:
+                bn.weight.copy_(0.5 + 1.5 * torch.rand(bn.weight.shape, generator=g))
+                bn.bias.copy_(0.1 * torch.randn(bn.bias.shape, generator=g))
     return m
