@@ -21,7 +21,8 @@ from .unitmem import unitmem, UnitMemResult
 
 # %% auto #0
 __all__ = ['MODES', 'SCOPES', 'layer_modules', 'layer_keys', 'replace_layers', 'unit_slices', 'n_units', 'trainable_tensors',
-           'restricted', 'finetune', 'select_units', 'prune_units', 'prune']
+           'restricted', 'finetune', 'select_units', 'prune_units', 'prune', 'UnitActivation', 'tune_unit', 'UnitCheck',
+           'unit_check']
 
 # %% ../nbs/11_interventions.ipynb #7469436f
 def _is_vit_block(m:nn.Module)->bool: return all(hasattr(m, a) for a in ('norm1', 'attn', 'norm2', 'mlp'))
@@ -261,3 +262,76 @@ def prune(encoder:nn.Module,
           seed:int=0, slices:dict|None=None)->nn.Module:
     "A copy of `encoder` without the `fraction` of its units chosen by `select_units`."
     return prune_units(encoder, select_units(scores, fraction, mode, scope, seed), slices)
+
+# %% ../nbs/11_interventions.ipynb #6e7e23a2
+class UnitActivation(SSLMethod):
+    "Objective raising the mean activation (over positions / tokens and views) of unit `unit` of `layer` on augmented views."
+    name = 'unit_activation'
+    def __init__(self, layer:str, unit:int,
+                 pre:bool=False, # act before the unit's nonlinearity (the BatchNorm / `fc1` output)
+                 aug=None): # batch -> batch augmentation; default `simclr_aug` at the image size
+        super().__init__(); self.layer, self.unit, self.pre, self.aug = layer, unit, pre, aug
+    def loss(self, encoder, x, y=None, generator=None):
+        at = _unit_sources(encoder, resolve_layers(encoder, self.layer)[0])[-1] if self.pre else self.layer
+        with capture(encoder, [at], clone=False) as acts: encoder((self.aug or simclr_aug(x.shape[-1]))(x, generator))
+        return -unit_reduce(acts[at])[:, self.unit].mean()
+    def config(self): return dict(name=self.name, layer=self.layer, unit=self.unit, pre=self.pre, aug=jsonable(self.aug))
+
+def _one_image(x:Tensor)->Tensor:
+    "One image (C,H,W) or (1,C,H,W), uint8 or floats in [0, 1], as a (1,C,H,W) uint8 batch (what `train` stores)."
+    x = as_images(x[None] if x.ndim == 3 else x)
+    if len(x) != 1: raise ValueError(f"Pass one image, not {len(x)}.")
+    return x if x.dtype == torch.uint8 else (x * 255).round().to(torch.uint8)
+
+# %% ../nbs/11_interventions.ipynb #9ad1aa77
+def tune_unit(encoder:nn.Module, x:Tensor, # one image (C,H,W), uint8 or floats in [0, 1]
+              layer:str, unit:int, # the unit to train
+              objective:SSLMethod|None=None, # None: `UnitActivation(layer, unit, pre=True)`; its own parameters stay fixed
+              steps:int=50, # optimiser steps, each on `n_views` fresh views of `x`
+              lr:float=1e-2, n_views:int=32, weight_decay:float=0., seed:int=0,
+              slices:dict|None=None,
+              optimizer:str='adam')->nn.Module: # 'adam' | 'adamw' | 'sgd' (momentum 0.9)
+    "A copy of `encoder` in which only unit `unit` of `layer` was trained on augmented views of the one image `x`."
+    layer, img = resolve_layers(encoder, layer)[0], _one_image(x)
+    obj = copy.deepcopy(objective) if objective is not None else UnitActivation(layer, unit, pre=True)
+    with torch.random.fork_rng(devices=[]): torch.manual_seed(seed); obj.setup(encoder)
+    obj.requires_grad_(False)
+    data = TensorData(img.expand(n_views, -1, -1, -1).contiguous())
+    return finetune(encoder, data, {layer: [unit]}, steps, method=obj, slices=slices, seed=seed, batch_size=n_views,
+                    lr=lr, weight_decay=weight_decay, optimizer=optimizer).encoder
+
+# %% ../nbs/11_interventions.ipynb #1c7e7e7f
+@dataclass
+class UnitCheck:
+    "UnitMem of every unit of `layer` before and after unit `unit` was trained on point `point` alone."
+    before: UnitMemResult
+    after: UnitMemResult
+    encoder: nn.Module  # the encoder with the trained unit
+    layer: str
+    unit: int
+    point: int
+    @property
+    def delta(self)->Tensor: return self.after[self.layer] - self.before[self.layer]   # (U,) change of UnitMem
+    @property
+    def hit(self)->bool: return int(self.after.argmax[self.layer][self.unit]) == self.point
+    @property
+    def others_unchanged(self)->bool:
+        o = torch.arange(len(self.delta)) != self.unit
+        return all(torch.equal(getattr(self.after, a)[self.layer][o], getattr(self.before, a)[self.layer][o])
+                   for a in ('mu_max', 'mu_rest', 'argmax')) and torch.equal(self.after[self.layer][o], self.before[self.layer][o])
+    def summary(self)->dict:
+        l, u = self.layer, self.unit
+        return dict(layer=l, unit=u, point=self.point, unitmem_before=float(self.before[l][u]), unitmem_after=float(self.after[l][u]),
+                    argmax_before=int(self.before.argmax[l][u]), argmax_after=int(self.after.argmax[l][u]), hit=self.hit,
+                    others_unchanged=self.others_unchanged)
+
+def unit_check(encoder:nn.Module, images, # the points D': (N,C,H,W) uint8 or floats in [0, 1], or a `TensorData`
+               layer:str, unit:int, point:int, # the unit, and the index in `images` of the point it trains on
+               objective:SSLMethod|None=None, steps:int=50, lr:float=1e-2, n_views:int=32, weight_decay:float=0.,
+               n_aug:int=10, seed:int=0, slices:dict|None=None, optimizer:str='adam', **kw)->UnitCheck: # `kw` go to `unitmem`
+    "Train one unit on one point and measure the UnitMem of every unit of its layer before and after."
+    x, layer = as_images(images), resolve_layers(encoder, layer)[0]
+    if not 0 <= point < len(x): raise ValueError(f"point must index one of the {len(x)} images, not {point}.")
+    before = unitmem(encoder, x, [layer], n_aug=n_aug, seed=seed, **kw)
+    tuned = tune_unit(encoder, x[point], layer, unit, objective, steps, lr, n_views, weight_decay, seed, slices, optimizer)
+    return UnitCheck(before, unitmem(tuned, x, [layer], n_aug=n_aug, seed=seed, **kw), tuned, layer, unit, point)
