@@ -13,9 +13,9 @@ from fastcore.basics import patch
 from .core import data_dir, make_generator, atomic_save, atomic_write_text, safe_load, CorruptedFileError
 
 # %% auto #0
-__all__ = ['FASHION_MNIST_SYSTEM_DIR', 'FASHION_MNIST_CLASSES', 'DATASETS', 'TensorData', 'synthetic', 'read_idx',
-           'fashion_mnist', 'cifar10', 'cifar100', 'svhn', 'stl10', 'imagenet', 'load_dataset', 'Split',
-           'memorization_split']
+__all__ = ['FASHION_MNIST_SYSTEM_DIR', 'FASHION_MNIST_CLASSES', 'DIGITS_SIZE', 'DATASETS', 'TensorData', 'synthetic', 'read_idx',
+           'fashion_mnist', 'digits', 'cifar10', 'cifar100', 'svhn', 'stl10', 'imagenet', 'load_dataset',
+           'class_subset', 'Split', 'memorization_split']
 
 # %% ../nbs/01_data.ipynb #a6e73694
 def _index_tensor(t, what:str)->torch.Tensor:
@@ -186,6 +186,30 @@ def fashion_mnist(root=None,          # data folder (default `data_dir()`)
     return TensorData(_to_rgb32(torch.from_numpy(x.copy()), pad), torch.from_numpy(y.astype(np.int64)),
                       f"fashion_mnist-{'train' if train else 'test'}", list(FASHION_MNIST_CLASSES))
 
+# %% ../nbs/01_data.ipynb #08a9ecfe
+DIGITS_SIZE = 28                      # side the 8x8 digits are upsampled to, before the padding
+
+def _sklearn_digits():
+    "`(images (N,8,8) float64 in 0..16, labels (N,) int)` from scikit-learn, or an error saying how to get it."
+    try: from sklearn.datasets import load_digits
+    except ImportError as e: raise ImportError("The 'digits' dataset ships with scikit-learn: `pip install scikit-learn`.") from e
+    d = load_digits()
+    return d.images, d.target
+
+def digits(root=None, train:bool=True, download:bool=False, # root, download: ignored (the data ships with scikit-learn)
+           n_train:int=1500, # the first `n_train` images train, the rest test
+           pad:int=2, # zero padding on each side (28 -> 32)
+          )->TensorData:
+    "scikit-learn's 8x8 handwritten digits as (N,3,32,32) uint8 images (upsampled to 28x28, padded) with labels."
+    images, target = _sklearn_digits()
+    if not 0 < n_train < len(images): raise ValueError(f"n_train must be in [1, {len(images) - 1}], not {n_train}.")
+    x = torch.from_numpy(images).float()[:, None] / 16                                  # (N,1,8,8) in [0, 1]
+    x = F.interpolate(x, size=(DIGITS_SIZE, DIGITS_SIZE), mode='bilinear', align_corners=False)
+    x = (x.clamp(0, 1) * 255).round().to(torch.uint8)[:, 0]                             # (N,28,28)
+    keep = slice(0, n_train) if train else slice(n_train, None)
+    return TensorData(_to_rgb32(x[keep], pad), torch.from_numpy(target[keep].astype(np.int64)),
+                      f"digits-{'train' if train else 'test'}", [str(i) for i in range(10)])
+
 # %% ../nbs/01_data.ipynb #b4125c97
 def _tv_call(cls_name:str, folder:Path, **kw):
     "Instantiate `torchvision.datasets.<cls_name>(folder, **kw)`, turning a failed download into a clear error."
@@ -276,8 +300,8 @@ def imagenet(root=None, train:bool=True, download:bool=False,
     if cache: atomic_save(dict(x=out.x, y=out.y, name=out.name, classes=out.classes), cache_file)
     return out
 
-# %% ../nbs/01_data.ipynb #7ebbc68b
-DATASETS = ('cifar10', 'cifar100', 'svhn', 'stl10', 'imagenet', 'fashion_mnist', 'synthetic')
+# %% ../nbs/01_data.ipynb #2e50ad23
+DATASETS = ('cifar10', 'cifar100', 'svhn', 'stl10', 'imagenet', 'fashion_mnist', 'digits', 'synthetic')
 
 def load_dataset(name:str,          # one of `DATASETS`
                  train:bool=True,   # training split (STL10: unlabeled) or test split
@@ -293,7 +317,22 @@ def load_dataset(name:str,          # one of `DATASETS`
     return _LOADERS[key](root=root, train=train, download=download, **kw)
 
 _LOADERS = dict(cifar10=cifar10, cifar100=cifar100, svhn=svhn, stl10=stl10, imagenet=imagenet,
-                fashion_mnist=fashion_mnist, synthetic=synthetic)
+                fashion_mnist=fashion_mnist, digits=digits, synthetic=synthetic)
+
+# %% ../nbs/01_data.ipynb #a6d819b7
+def class_subset(data:TensorData,
+                 classes, # class indices to keep; the i-th becomes label i
+                )->TensorData:
+    "The points of `data` whose label is in `classes`, relabelled `0..len(classes)-1` in the given order."
+    classes = _index_tensor(classes, 'classes')
+    present = data.y.unique(); present = present[present >= 0]
+    if len(classes) == 0 or len(classes.unique()) != len(classes) or not torch.isin(classes, present).all(): raise ValueError(
+        f"classes must be distinct labels present in {data.name!r} ({present.tolist()}), not {classes.tolist()}.")
+    keep = torch.isin(data.y, classes).nonzero().flatten()
+    sub, new = data[keep], torch.full((int(present.max()) + 1,), -1)
+    new[classes] = torch.arange(len(classes))
+    names = [data.classes[c] for c in classes.tolist()] if data.classes is not None else None
+    return TensorData(sub.x, new[sub.y], f"{data.name}-c{'_'.join(map(str, classes.tolist()))}", names, sub.outliers)
 
 # %% ../nbs/01_data.ipynb #8beb050b
 @dataclass(eq=False)

@@ -12,7 +12,8 @@ from .core import make_generator
 from .encoders import ResNet9, create_encoder
 
 # %% auto #0
-__all__ = ['tiny_encoder', 'tiny_vit', 'tiny_data', 'tiny_pair', 'test_dict_close', 'one_image_output', 'naive_per_sample_grads']
+__all__ = ['tiny_encoder', 'tiny_vit', 'tiny_data', 'tiny_pair', 'test_dict_close', 'one_image_output', 'naive_per_sample_grads',
+           'snapshot', 'changed_keys', 'randomize_bn']
 
 # %% ../nbs/97_testing.ipynb #c24c6e7f
 def _seeded(seed:int, make):
@@ -95,3 +96,25 @@ def naive_per_sample_grads(modules:list, # modules whose trainable parameters ge
     grad = lambda t: t.grad if t.grad is not None else torch.zeros_like(t)
     return {p: torch.stack([grad(copies[m][i][k]) for i in range(n)])
             for m in leaves for k, p in m.named_parameters(recurse=False)}
+
+# %% ../nbs/97_testing.ipynb #f754c1e6
+def snapshot(m:nn.Module)->dict:
+    "A copy of `m`'s `state_dict` (parameters and buffers), to compare with later."
+    return {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+def changed_keys(a:dict, b:dict)->list[str]:
+    "The keys whose tensors differ (not bit-identical) between two snapshots with the same keys."
+    if a.keys() != b.keys(): raise ValueError(f"The snapshots have different keys: {sorted(a.keys() ^ b.keys())[:5]}.")
+    return [k for k in a if not torch.equal(a[k], b[k])]
+
+def randomize_bn(m:nn.Module, seed:int=0)->nn.Module:
+    "`m` with every BatchNorm's running mean ~ N(0, 0.5²), variance and γ ~ U(0.5, 2), β ~ N(0, 0.1²) drawn from `seed`; in place."
+    g = make_generator(seed)
+    with torch.no_grad():
+        for bn in (b for b in m.modules() if isinstance(b, nn.modules.batchnorm._BatchNorm) and b.track_running_stats):
+            bn.running_mean.copy_(0.5 * torch.randn(bn.running_mean.shape, generator=g))
+            bn.running_var.copy_(0.5 + 1.5 * torch.rand(bn.running_var.shape, generator=g))
+            if bn.affine:
+                bn.weight.copy_(0.5 + 1.5 * torch.rand(bn.weight.shape, generator=g))
+                bn.bias.copy_(0.1 * torch.randn(bn.bias.shape, generator=g))
+    return m
