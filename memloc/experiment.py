@@ -15,10 +15,10 @@ from .ssl import Supervised, METHODS
 from .train import train_pair, train, Pair, TrainRecord, calibrate_bn, LOOP_VERSION
 
 # %% auto #0
-__all__ = ['PRESETS', 'DEFAULTS', 'CHOICES', 'PARAMETERS', 'injected_parameters', 'check_choice', 'check_parameter',
-           'resolve_config', 'chapter_config', 'variant', 'default_out_dir', 'save_run_record', 'experiment_data',
-           'experiment_split', 'experiment_extra', 'encoder_kw', 'method_kw', 'experiment_pair', 'experiment_init',
-           'experiment_supervised']
+__all__ = ['PRESETS', 'DEFAULTS', 'CHOICES', 'PARAMETERS', 'CHAPTER_PARAMETERS', 'injected_parameters', 'check_choice',
+           'check_extra', 'check_parameter', 'resolve_config', 'chapter_config', 'variant', 'default_out_dir',
+           'save_run_record', 'experiment_data', 'experiment_split', 'experiment_extra', 'encoder_kw', 'method_kw',
+           'experiment_pair', 'experiment_init', 'experiment_supervised']
 
 # %% ../nbs/07a_experiment.ipynb #3595fc77
 PRESETS = {
@@ -39,7 +39,7 @@ DEFAULTS = dict(arch='resnet9', method='simclr', protocol='paper', seed=0)
 CHOICES = dict(preset=tuple(PRESETS), dataset=DATASETS, arch=tuple(ENCODERS), method=tuple(METHODS), protocol=('paper', 'official'))
 PARAMETERS = tuple(dict.fromkeys(('dataset', 'arch', 'method', 'preset', 'seed', 'protocol', *PRESETS['quick'])))
 
-# %% ../nbs/07a_experiment.ipynb #ddd68c69
+# %% ../nbs/07a_experiment.ipynb #965ab583
 def injected_parameters(history=None)->list[str]:
     "Names assigned in the cell papermill injected into this kernel, or `[]` outside papermill."
     if history is None:
@@ -59,6 +59,15 @@ _FLOATS = ('width', 'lr', 'temperature')
 _OPTIONAL = ('n_total', 'n_shared', 'n_probe')       # None is a value: 'all' / 'everything else'
 _NONNEG = ('seed', 'n_shared', 'n_total')            # may be 0 (other counts must be >= 1)
 
+CHAPTER_PARAMETERS = {}   # {chapter: {name: default}}: a chapter's own parameters beyond PARAMETERS (filled by the chapters)
+
+def check_extra(name:str, value, default):
+    "Raise a `TypeError` unless `value` has the type of the chapter parameter's `default` (None: any)."
+    if default is None or value is None: return
+    kinds = (list, tuple) if isinstance(default, (list, tuple)) else (int, float) if isinstance(default, float) else type(default)
+    if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, kinds):
+        raise TypeError(f"Parameter {name} must be like {default!r} ({type(default).__name__}), not {value!r} ({type(value).__name__}).")
+
 def check_parameter(name:str, value):
     "Raise a `TypeError`/`ValueError` naming the parameter and an example if `value` has the wrong type or range."
     if value is None and name in _OPTIONAL: return
@@ -76,38 +85,42 @@ def check_parameter(name:str, value):
         ex = PRESETS['quick'].get(name, 1) if name != 'seed' else 1
         raise TypeError(f"Parameter {name} must be an int >= {lo}, not {value!r} ({type(value).__name__}): pass e.g. -p {name} {ex}.")
 
-# %% ../nbs/07a_experiment.ipynb #5ecf9fe7
-def resolve_config(params:dict)->dict:
-    "The full configuration of a chapter run from explicit parameters (None: the preset's value) and its preset."
+# %% ../nbs/07a_experiment.ipynb #561a643d
+def resolve_config(params:dict, chapter:str|None=None)->dict:
+    "The full configuration of a run of `chapter` from explicit parameters (None: the preset's or the chapter's default)."
     preset = params.get('preset') or ('smoke' if in_test() else 'quick'); check_choice('preset', preset)
-    cfg = dict(PRESETS[preset], **DEFAULTS, preset=preset)
-    for k in PARAMETERS:
+    extra = CHAPTER_PARAMETERS.get(chapter, {})
+    cfg = dict(PRESETS[preset], **DEFAULTS, **extra, preset=preset)
+    for k in (*PARAMETERS, *extra):
         if k != 'preset' and params.get(k) is not None: cfg[k] = params[k]
     for k in PARAMETERS: check_parameter(k, cfg[k])
-    cfg['out_dir'] = str(Path(params.get('out_dir') or default_out_dir(cfg)))
+    for k, d in extra.items(): check_extra(k, cfg[k], d)
+    cfg['out_dir'] = str(Path(params.get('out_dir') or default_out_dir(cfg, chapter=chapter)))
     return cfg
 
 def chapter_config(ns:dict, # the chapter's globals after its parameters cell
-                   history=None)->dict:
-    "The full configuration of a chapter run from its parameters, its preset and papermill's injected values."
-    unknown = [n for n in injected_parameters(history) if n not in PARAMETERS and n != 'out_dir']
-    if unknown: raise ValueError(f"Unknown parameter(s) {', '.join(unknown)} passed with -p. Valid: {', '.join(PARAMETERS)}, out_dir.")
-    return resolve_config({k: ns.get(k) for k in (*PARAMETERS, 'out_dir')})
+                   history=None, chapter:str|None=None)->dict:
+    "The full configuration of a run of `chapter` from its parameters, its preset and papermill's injected values."
+    valid = (*PARAMETERS, *CHAPTER_PARAMETERS.get(chapter, {}), 'out_dir')
+    unknown = [n for n in injected_parameters(history) if n not in valid]
+    if unknown: raise ValueError(f"Unknown parameter(s) {', '.join(unknown)} passed with -p. Valid: {', '.join(valid)}.")
+    return resolve_config({k: ns.get(k) for k in valid}, chapter)
 
-def variant(cfg:dict)->str:
-    "The folder name for the settings of `cfg` that differ from its preset ('' for the preset itself)."
-    base = dict(PRESETS[cfg['preset']], **DEFAULTS)
-    diff = {k: cfg[k] for k in PARAMETERS if k not in ('preset', 'dataset', 'seed') and jsonable(cfg[k]) != jsonable(base[k])}
+def variant(cfg:dict, chapter:str|None=None)->str:
+    "The folder name for the settings of `cfg` that differ from its preset and the chapter's defaults ('' for none)."
+    extra = CHAPTER_PARAMETERS.get(chapter, {})
+    base = dict(PRESETS[cfg['preset']], **DEFAULTS, **extra)
+    diff = {k: cfg[k] for k in (*PARAMETERS, *extra) if k not in ('preset', 'dataset', 'seed') and jsonable(cfg[k]) != jsonable(base[k])}
     val = lambda v: '-'.join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
     name = '_'.join(f'{k}-{val(v)}' for k, v in sorted(diff.items()))
     name = re.sub(r'[^A-Za-z0-9_.\-]', '', name)
     return name if len(name) <= 60 else f'variant-{config_hash(diff, 8)}'
 
-def default_out_dir(cfg:dict, root=None)->Path:
+def default_out_dir(cfg:dict, root=None, chapter:str|None=None)->Path:
     "Where a run's tables and figures go: `<root>/<preset>/<dataset>[/<variant>]/seed<seed>`; root: `figures/` (smoke: under `runs_dir()`)."
     root = Path(root) if root else runs_dir()/'figures' if cfg['preset'] == 'smoke' else figures_dir()
-    d = root/cfg['preset']/cfg['dataset']
-    return (d/variant(cfg) if variant(cfg) else d)/f"seed{cfg['seed']}"
+    d, v = root/cfg['preset']/cfg['dataset'], variant(cfg, chapter)
+    return (d/v if v else d)/f"seed{cfg['seed']}"
 
 def save_run_record(cfg:dict, chapter:str, t_start:float)->Path:
     "Write `<out_dir>/<chapter>.run.json`: the chapter, its full configuration, its wall time and provenance."
