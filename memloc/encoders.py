@@ -13,8 +13,8 @@ from .core import set_seed
 
 # %% auto #0
 __all__ = ['CIFAR10_STATS', 'ENCODERS', 'Normalize', 'Add', 'conv_bn', 'ResNet9', 'Encoder', 'cifar_resnet', 'vit_patch_size',
-           'vit', 'create_encoder', 'init_encoder', 'default_layers', 'unit_layers', 'output_layer', 'vit_sublayer',
-           'vit_block']
+           'vit', 'create_encoder', 'init_encoder', 'default_layers', 'unit_layers', 'unit_negative', 'output_layer',
+           'vit_sublayer', 'vit_block']
 
 # %% ../nbs/03_encoders.ipynb #e4437bce
 CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))  # (mean, std) per channel
@@ -149,7 +149,7 @@ def _find_arch(encoder:nn.Module):
     raise ValueError(f"memloc has no default layers for {type(encoder).__name__}: pass `layers=` explicitly "
                      f"(module names from `encoder.named_modules()`, add ':in' for a module's input).")
 
-# %% ../nbs/03_encoders.ipynb #a9619ef0
+# %% ../nbs/03_encoders.ipynb #0a9f0672
 def _resnet9_layers(p, residual, pool):
     out = []
     for b in ResNet9.blocks:
@@ -172,6 +172,10 @@ def unit_layers(encoder:nn.Module)->list[str]:
     "Where the units of `encoder` are: ResNet block outputs (channels), ViT MLP hidden units after the activation."
     kind, m, p = _find_arch(encoder)
     return [f'{p}blocks.{i}.mlp.act' for i in range(len(m.blocks))] if kind == 'vit' else default_layers(encoder)
+
+def unit_negative(encoder:nn.Module)->str:
+    "How the units of `unit_layers` handle negative activations: 'positive' (the positive part) for a ViT's GELU units, else 'error'."
+    return 'positive' if _find_arch(encoder)[0] == 'vit' else 'error'
 
 def output_layer(encoder:nn.Module)->str:
     "The module whose output is `encoder`'s representation: ResNet9's last residual sum `res2`, else the whole network (`net`)."
