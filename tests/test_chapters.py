@@ -32,8 +32,12 @@ def _check_layermem(out):
         assert {f'layermem_{sfx}', f'layermem_top_{sfx}', f'layermem_least_{sfx}'} <= set(lm.columns), sfx
     assert (lm.layermem_same_views == lm.layermem).all()                    # the random subset does not depend on the ranking
     assert lm.layer.tolist()[0] == 'prep' and lm.layer.tolist()[-1] == 'layer3_residual2' and len(lm) == 8
-    np.testing.assert_allclose(lm.delta_layermem, np.diff(lm.layermem, prepend=0.), atol=1e-12)   # Δ of consecutive rows
-    np.testing.assert_allclose(lm.delta_layermem_top, np.diff(lm.layermem_top, prepend=0.), atol=1e-12)
+    # ΔLayerMem is taken against the layer that feeds each block: the previous row, except for block 5 (layer2), which
+    # receives the residual sum res1 (not a row of this table) rather than block 4's output
+    prev = lm.layer != 'layer2'
+    for col in ('layermem', 'layermem_top'):
+        np.testing.assert_allclose(lm[f'delta_{col}'][prev], np.diff(lm[col], prepend=0.)[prev], atol=1e-12)
+        assert abs(lm[f'delta_{col}'][~prev].item() - np.diff(lm[col])[3]) > 1e-9, col    # not block 4's output
     assert lm.drop(columns='layer').abs().max().max() <= 1.           # 'range' normalisation: every score in [-1, 1]
     bs = pd.read_csv(out/'sslmem_by_set.csv')
     np.testing.assert_allclose(bs.candidates_minus_extra, bs.mean_candidates - bs.mean_extra, atol=1e-6)
