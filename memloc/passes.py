@@ -13,10 +13,10 @@ from .features import capture, resolve_layers, evaluating
 from .augment import simclr_aug
 
 # %% auto #0
-__all__ = ['VIEWS', 'PROTOCOLS', 'OFFICIAL', 'OFFICIAL_N_AUG', 'as_images', 'to_float', 'ident_aug', 'point_seed', 'call_aug',
-           'draw_views', 'split_views', 'encoder_device', 'check_batch_size', 'auto_batch_size', 'check_ran',
-           'common_layers', 'check_shapes', 'protocol_settings', 'default_aug', 'shard_info', 'shard_objects',
-           'merge_rows', 'layer_passes']
+__all__ = ['VIEWS', 'TARGET_IMAGES', 'PROTOCOLS', 'OFFICIAL', 'OFFICIAL_N_AUG', 'as_images', 'to_float', 'ident_aug',
+           'point_seed', 'call_aug', 'draw_views', 'split_views', 'encoder_device', 'check_batch_size', 'input_layout',
+           'auto_batch_size', 'check_ran', 'common_layers', 'check_shapes', 'protocol_settings', 'default_aug',
+           'shard_info', 'shard_objects', 'merge_rows', 'layer_passes']
 
 # %% ../nbs/04a_passes.ipynb #7ef6b7dc
 def as_images(images, # Tensor (N,C,H,W) of floats in [0, 1] or uint8, or an object with `.x` (e.g. `TensorData`)
@@ -95,7 +95,7 @@ def split_views(h:Tensor, # (rows, ...) a layer's output on the images of `draw_
     h = h.unflatten(0, (n_points, 2*n_aug))
     return h[:, :n_aug], h[:, n_aug:]
 
-# %% ../nbs/04a_passes.ipynb #d406ab32
+# %% ../nbs/04a_passes.ipynb #72a04c18
 def encoder_device(encoder:nn.Module)->tuple[torch.device, torch.dtype]:
     "Device and floating dtype of `encoder`'s first parameter (or buffer); CPU float32 if it has none."
     t = next((t for t in [*encoder.parameters(), *encoder.buffers()] if t.is_floating_point()), None)
@@ -109,16 +109,24 @@ def check_batch_size(batch_size)->int|None:
         f"not {batch_size!r}.")
     return batch_size
 
+TARGET_IMAGES = dict(cpu=64, cuda=1024)    # images per forward: CPU measured (bench/passes.py), CUDA not measured here
+
+def input_layout(v:Tensor)->torch.memory_format:
+    "The memory format images are fed in: `channels_last` for a batch of images (N, C, H, W), else contiguous."
+    return torch.channels_last if v.ndim == 4 else torch.contiguous_format
+
 def auto_batch_size(encoder:nn.Module, x:Tensor, # the images; the first one probes the encoder
                     layers:list, per_point:int, # images fed per point
                     budget:float=2**30, # bytes of captured activations per forward
-                    cap:int=64)->int: # points per batch at most
-    "Points per batch whose captured activations fit `budget` (probed on one image), between 1 and `cap`."
+                    target:int|None=None, # images per forward; None: `TARGET_IMAGES` of the encoder's device (256 if unknown)
+                   )->int: # points per batch, at least 1
+    "Points per batch for throughput: about `target` images per forward, within `budget` bytes of captured activations."
     dev, dt = encoder_device(encoder)
     with evaluating(encoder), capture(encoder, layers) as acts: encoder(to_float(x[:1], dev).to(dt))
     check_ran(encoder, layers, acts)
     per_image = sum(a.numel() * a.element_size() for a in acts.values())
-    return int(max(1, min(cap, budget // max(1, per_image * per_point))))
+    target = target or TARGET_IMAGES.get(dev.type, 256)
+    return int(max(1, min(target // per_point, budget // max(1, per_image * per_point))))
 
 def check_ran(encoder:nn.Module, layers:list, acts:dict):
     "Raise a ValueError naming the `layers` that `encoder`'s forward pass did not run."
@@ -191,7 +199,7 @@ def merge_rows(rows:dict, # {key: Tensor (N, ...)}: this process's rows filled, 
         c = t.to(_comm_device()); dist.all_reduce(c); out[k] = c.to(t.device)
     return out
 
-# %% ../nbs/04a_passes.ipynb #57eef9b8
+# %% ../nbs/04a_passes.ipynb #387caae4
 def layer_passes(encoders:list, # encoders that all see the same views
                  x:Tensor, # (N,C,H,W) the points, from `as_images`
                  layers:list, # resolved layer specs, from `common_layers`
@@ -217,7 +225,7 @@ def layer_passes(encoders:list, # encoders that all see the same views
             xb = to_float(x[i:i+bs], device if device is not None else devs[0][0])
             v, outs, shapes = make_views(xb, i), [], None
             for j, (e, a, (dev, dt)) in enumerate(zip(encoders, acts, devs)):
-                e(v.to(dev, dt)); check_ran(e, layers, a)
+                e(v.to(dev, dt, memory_format=input_layout(v))); check_ran(e, layers, a)
                 if shapes is None: shapes = {l: a[l].shape for l in layers}
                 else: check_shapes(shapes, a, j)
                 outs.append({l: reduce(l, a[l], len(xb)) for l in layers}); a.clear()

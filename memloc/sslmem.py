@@ -48,7 +48,7 @@ def sslmem_from_alignment(a_f:Tensor, # (N,) alignment of the encoder trained on
     "SSLMem `normalise_scores(a_g − a_f)` of every point from the two alignments."
     return normalise_scores(a_g - a_f, norm)
 
-# %% ../nbs/08_sslmem.ipynb #e9b93ba5
+# %% ../nbs/08_sslmem.ipynb #37061744
 def _check_n_aug(n_aug, least:int=1):
     if isinstance(n_aug, bool) or not isinstance(n_aug, int) or n_aug < least: raise ValueError(
         f"n_aug is the number of augmentation draws per point and must be an int >= {least}, not {n_aug!r}.")
@@ -59,7 +59,7 @@ def alignment(encoder:nn.Module|list, # an encoder, or a list of encoders that a
               n_aug:int=5, # K, augmentation draws per point
               views:str='pair', # 'pair': two augmentations; 'clean': the clean image and one augmentation
               aug=None, # callable batch -> batch; None: `simclr_aug(size=H)` (`sslmem_aug` if official)
-              batch_size:int|None=None, # points per forward pass; None: fit 1 GiB of activations
+              batch_size:int|None=None, # points per forward pass; None: `auto_batch_size` (throughput, within 1 GiB)
               seed:int=0, # seed of the augmentation draws
               device=None, # where views are drawn; None: the (first) encoder's device
               protocol:str='paper', # 'paper' | 'official' (views='clean', n_aug=5)
@@ -82,7 +82,7 @@ def alignment(encoder:nn.Module|list, # an encoder, or a list of encoders that a
     out = [merge_rows(o, shard) for o in out]
     return out if isinstance(encoder, (list, tuple)) else out[0]
 
-# %% ../nbs/08_sslmem.ipynb #d8f69460
+# %% ../nbs/08_sslmem.ipynb #86846c80
 class SSLMemResult(dict):
     "`{layer: Tensor[N]}` of normalised SSLMem, with `raw` (`A_g − A_f` per layer) and the `config` actually used."
     def __init__(self, scores=(), raw=None, config=None):
@@ -97,7 +97,7 @@ def sslmem(f:nn.Module, # encoder trained on the points
            views:str='pair', # 'pair' | 'clean'
            norm:str='range', # 'range' | 'minmax' | 'none', over D' per layer
            aug=None, # callable batch -> batch; None: `simclr_aug(size=H)` (`sslmem_aug` if official)
-           batch_size:int|None=None, # points per forward pass; None: fit 1 GiB of activations
+           batch_size:int|None=None, # points per forward pass; None: `auto_batch_size` (throughput, within 1 GiB)
            seed:int=0, # seed of the augmentation draws
            device=None, # where views are drawn; None: f's device
            protocol:str='paper', # 'paper' | 'official' (views='clean', n_aug=5, norm='range')

@@ -118,14 +118,14 @@ def _unit_batches(encoder, x, layers, n_aug, aug, negative, batch_size, seed, de
                           shard=shard)
     for i, n, (mu,) in passes: yield i, mu
 
-# %% ../nbs/10_unitmem.ipynb #ed287817
+# %% ../nbs/10_unitmem.ipynb #2f804d95
 def unit_activations(encoder:nn.Module,
                      images, # (N,C,H,W) floats in [0, 1] or uint8, or `TensorData`
                      layers=None, # module names, ints into `default_layers`, or None (`unit_layers`)
                      n_aug:int=10, # K, augmentations per point; 0: the clean images
                      aug=None, # callable batch -> batch; None: `simclr_aug(size=H)` (`unitmem_aug` if official)
                      negative:str='error', # 'error' | 'abs' (|activation| before the means)
-                     batch_size:int|None=None, # points per forward pass; None: fit 1 GiB of activations
+                     batch_size:int|None=None, # points per forward pass; None: `auto_batch_size` (throughput, within 1 GiB)
                      seed:int=0, # seed of the augmentation draws
                      device=None, # where views are drawn; None: the encoder's device
                      protocol:str='paper', # 'paper' | 'official' (the released code's augmentation)
@@ -163,7 +163,7 @@ class UnitMemResult(dict):
 def _result(mu_max:dict, mu_rest:dict, argmax:dict, **config)->UnitMemResult:
     return UnitMemResult({l: selectivity(mu_max[l], mu_rest[l]) for l in mu_max}, argmax, mu_max, mu_rest, config)
 
-# %% ../nbs/10_unitmem.ipynb #3e53647d
+# %% ../nbs/10_unitmem.ipynb #9b9df25c
 def _merge_stats(stats:dict, shard:bool)->dict:
     "`{layer: UnitStats}` of this process's batches merged over the processes (unchanged in one process)."
     if shard_info(shard)[1] == 1: return stats
@@ -191,7 +191,7 @@ def unitmem(encoder:nn.Module,
             rest:str='mean', # μ_−max: 'mean' (paper, streamed) or 'median' (released code, needs an (N, U) store)
             negative:str='error', # 'error' | 'abs' (|activation| before the means)
             aug=None, # callable batch -> batch; None: `simclr_aug(size=H)` (`unitmem_aug` if official)
-            batch_size:int|None=None, # points per forward pass; None: fit 1 GiB of activations
+            batch_size:int|None=None, # points per forward pass; None: `auto_batch_size` (throughput, within 1 GiB)
             seed:int=0, # seed of the augmentation draws
             device=None, # where views are drawn; None: the encoder's device
             protocol:str='paper', # 'paper' | 'official' (rest='median', n_aug=10, `unitmem_aug`)
@@ -238,7 +238,7 @@ def _per_class(y:Tensor, n:int|None)->Tensor:
     if n is None: return torch.arange(len(y))
     return torch.cat([torch.nonzero(y == c).flatten()[:n] for c in y.unique()]).sort().values
 
-# %% ../nbs/10_unitmem.ipynb #9ca7b2f4
+# %% ../nbs/10_unitmem.ipynb #3dd00f0d
 def classmem(encoder:nn.Module,
              images, # (N,C,H,W) floats in [0, 1] or uint8, or `TensorData` (labels taken from `.y` if `labels` is None)
              labels=None, # (N,) int class labels
@@ -246,7 +246,7 @@ def classmem(encoder:nn.Module,
              rest:str='mean', # over the other classes: 'mean' (paper) or 'median' (released code)
              negative:str='error', # 'error' | 'abs'
              per_class:int|None=None, # use the first `per_class` images of each class; None: all
-             batch_size:int|None=None, # points per forward pass; None: fit 1 GiB of activations
+             batch_size:int|None=None, # points per forward pass; None: `auto_batch_size` (throughput, within 1 GiB)
              device=None, # unused by the clean views, kept for symmetry: None = the encoder's device
              protocol:str='paper', # 'paper' | 'official' (rest='median')
              shard:bool=False, # split the batches over the torch.distributed processes; each gets the whole result
