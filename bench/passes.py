@@ -24,6 +24,7 @@ os.environ.setdefault('MEMLOC_PROGRESS', 'none')
 from bench_common import hardware, sync
 
 IMAGES = (16, 32, 64, 128, 256, 512, 1024)        # bare forward batch sizes searched (images per forward)
+# memloc's `auto_batch_size` is computed with the same thread count the benchmark runs at (`--threads`).
 LAYOUTS = (torch.contiguous_format, torch.channels_last)
 
 def timed(fn, device):
@@ -71,6 +72,7 @@ def main(a):
     rows, curve = [], {}
     for name, (call, encs, k) in passes.items():
         views = images_of(name, x, k)
+        t_views = min(timed(lambda: images_of(name, x, k), dev) for _ in range(a.repeats))   # drawing them, on its own
         sizes = [b for b in IMAGES if b <= len(views)] or [len(views)]
         call(); bare(encs, views[:sizes[0]], sizes[0], LAYOUTS[0], dev)              # warm-up
         tm, tb = [], {}
@@ -84,12 +86,15 @@ def main(a):
         from memloc.encoders import default_layers
         from memloc.features import resolve_layers
         auto = auto_batch_size(f, x, resolve_layers(f, None), per_point)
-        rows.append((name, len(views) * len(encs), min(tm), t_bare, str(lay).split('.')[-1], b, auto * per_point))
+        rows.append((name, len(views) * len(encs), min(tm), t_bare, str(lay).split('.')[-1], b, auto * per_point, t_views))
         curve[name] = best
     w = 12
-    print(f"{'pass':{w}} {'images':>8} {'memloc':>9} {'bare':>9} {'ratio':>7}  fastest bare (layout, images/forward)  memloc's images/forward")
-    for name, n, tm, tb, lay, b, mb in rows:
-        print(f"{name:{w}} {n:8d} {tm:8.3f}s {tb:8.3f}s {tm/tb:7.3f}  {lay:>14}, {b:<5}                 {mb}")
+    print(f"{'pass':{w}} {'images':>8} {'memloc':>9} {'bare':>9} {'ratio':>7} {'views':>8} {'ratio w/o views':>16}  "
+          f"fastest bare (layout, images/forward)  memloc's images/forward")
+    for name, n, tm, tb, lay, b, mb, tv in rows:
+        print(f"{name:{w}} {n:8d} {tm:8.3f}s {tb:8.3f}s {tm/tb:7.3f} {tv:7.3f}s {(tm - tv)/tb:16.3f}  {lay:>14}, {b:<5}"
+              f"                 {mb}")
+    print("(views: drawing the views alone, which memloc's time includes and the bare loop's does not)")
     print("\nbare throughput (images/s) of the unitmem views by layout and images per forward:")
     views = images_of('unitmem', x, 10); n_img = len(views)
     print(f"{'':14}" + ''.join(f"{b:>8}" for b in IMAGES if b <= n_img))
@@ -110,5 +115,5 @@ if __name__ == '__main__':
     ap.add_argument('--device', default='cpu')
     ap.add_argument('--quick', action='store_true', help='tiny sizes for a smoke run')
     a = ap.parse_args()
-    if a.quick: a.n, a.width, a.repeats = 32, 0.25, 1
+    if a.quick: a.n, a.width, a.repeats, a.threads = 32, 0.25, 1, 1
     main(a)

@@ -57,7 +57,7 @@ if __name__ == '__main__':
     ap.add_argument('--device', default='cpu')
     ap.add_argument('--quick', action='store_true', help='tiny sizes for a smoke run')
     a = ap.parse_args()
-    if a.quick: a.n, a.batch_size, a.epochs, a.width, a.repeats = 128, 64, 1, 0.25, 1
+    if a.quick: a.n, a.batch_size, a.epochs, a.width, a.repeats, a.threads = 128, 64, 1, 0.25, 1, 1
     torch.set_num_threads(a.threads)
     try: data = load_dataset('fashion_mnist')[torch.arange(a.n)]
     except FileNotFoundError: data = synthetic(n=a.n)

@@ -95,7 +95,7 @@ def split_views(h:Tensor, # (rows, ...) a layer's output on the images of `draw_
     h = h.unflatten(0, (n_points, 2*n_aug))
     return h[:, :n_aug], h[:, n_aug:]
 
-# %% ../nbs/04a_passes.ipynb #72a04c18
+# %% ../nbs/04a_passes.ipynb #d4edf41b
 def encoder_device(encoder:nn.Module)->tuple[torch.device, torch.dtype]:
     "Device and floating dtype of `encoder`'s first parameter (or buffer); CPU float32 if it has none."
     t = next((t for t in [*encoder.parameters(), *encoder.buffers()] if t.is_floating_point()), None)
@@ -109,7 +109,7 @@ def check_batch_size(batch_size)->int|None:
         f"not {batch_size!r}.")
     return batch_size
 
-TARGET_IMAGES = dict(cpu=64, cuda=1024)    # images per forward: CPU measured (bench/passes.py), CUDA not measured here
+TARGET_IMAGES = dict(cpu=64, cuda=1024)    # images per forward (CPU: per thread), see the text above
 
 def input_layout(v:Tensor)->torch.memory_format:
     "The memory format images are fed in: `channels_last` for a batch of images (N, C, H, W), else contiguous."
@@ -118,14 +118,14 @@ def input_layout(v:Tensor)->torch.memory_format:
 def auto_batch_size(encoder:nn.Module, x:Tensor, # the images; the first one probes the encoder
                     layers:list, per_point:int, # images fed per point
                     budget:float=2**30, # bytes of captured activations per forward
-                    target:int|None=None, # images per forward; None: `TARGET_IMAGES` of the encoder's device (256 if unknown)
+                    target:int|None=None, # images per forward; None: `TARGET_IMAGES` of the device (CPU: x threads; else 256)
                    )->int: # points per batch, at least 1
     "Points per batch for throughput: about `target` images per forward, within `budget` bytes of captured activations."
     dev, dt = encoder_device(encoder)
     with evaluating(encoder), capture(encoder, layers) as acts: encoder(to_float(x[:1], dev).to(dt))
     check_ran(encoder, layers, acts)
     per_image = sum(a.numel() * a.element_size() for a in acts.values())
-    target = target or TARGET_IMAGES.get(dev.type, 256)
+    target = target or TARGET_IMAGES.get(dev.type, 256) * (torch.get_num_threads() if dev.type == 'cpu' else 1)
     return int(max(1, min(target // per_point, budget // max(1, per_image * per_point))))
 
 def check_ran(encoder:nn.Module, layers:list, acts:dict):
@@ -199,7 +199,7 @@ def merge_rows(rows:dict, # {key: Tensor (N, ...)}: this process's rows filled, 
         c = t.to(_comm_device()); dist.all_reduce(c); out[k] = c.to(t.device)
     return out
 
-# %% ../nbs/04a_passes.ipynb #387caae4
+# %% ../nbs/04a_passes.ipynb #606ad91c
 def layer_passes(encoders:list, # encoders that all see the same views
                  x:Tensor, # (N,C,H,W) the points, from `as_images`
                  layers:list, # resolved layer specs, from `common_layers`
@@ -214,9 +214,10 @@ def layer_passes(encoders:list, # encoders that all see the same views
     "Yield `(start, n, [{layer: reduce(layer, act, n)} for each encoder])` for every batch of points of `x`."
     bs = check_batch_size(batch_size) or auto_batch_size(encoders[0], x, layers, per_point)
     rank, world = shard_info(shard)
-    if len(set(got := shard_objects((len(x), bs), shard))) > 1: raise ValueError(
-        f"Sharded passes need the same points and batch size in every process, got (points, batch size) {got} by rank: "
-        "pass the same images and an explicit batch_size= to every process.")
+    got = shard_objects((len(x), bs), shard)
+    if len({n for n, _ in got}) > 1: raise ValueError(
+        f"Sharded passes need the same points in every process, got {[n for n, _ in got]} by rank: pass the same images.")
+    bs = got[0][1]                                                  # rank 0's: every process cuts the same batches
     devs, starts = [encoder_device(e) for e in encoders], range(0, len(x), bs)[rank::world]
     with ExitStack() as stack:
         for e in encoders: stack.enter_context(evaluating(e))
