@@ -18,6 +18,7 @@ py_versions = '3.10 3.11 3.12'.split()
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 dp_requirements = shlex.split(cfg.get('dp_requirements', ''))   # memloc[dp]: DP-SGD with Opacus (memloc.dp)
+cluster_requirements = shlex.split(cfg.get('cluster_requirements', ''))   # memloc[cluster]: submitit, for Slurm
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 
@@ -33,7 +34,7 @@ setuptools.setup(
     packages = setuptools.find_packages(),
     include_package_data = True,
     install_requires = requirements,
-    extras_require = {'dev': dev_requirements, 'dp': dp_requirements},
+    extras_require = {'dev': dev_requirements, 'dp': dp_requirements, 'cluster': cluster_requirements},
     dependency_links = cfg.get('dep_links','').split(),
     python_requires = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

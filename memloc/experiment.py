@@ -127,7 +127,7 @@ def save_run_record(cfg:dict, chapter:str, t_start:float)->Path:
     rec = dict(chapter=chapter, parameters=cfg, wall_s=round(time.time() - t_start, 1))
     return atomic_write_text(json.dumps(provenance(rec, cfg.get('seed')), indent=1), Path(cfg['out_dir'])/f'{chapter}.run.json')
 
-# %% ../nbs/07a_experiment.ipynb #f3ff8de3
+# %% ../nbs/07a_experiment.ipynb #dad8dc48
 def experiment_data(cfg:dict)->tuple[TensorData, TensorData]:
     "The (train, test) data of a chapter run."
     n = cfg['n_total'] or (cfg['n_shared'] or 0) + cfg['n_candidates'] + cfg['n_independent']
@@ -150,12 +150,14 @@ def experiment_extra(cfg:dict, test:TensorData, split)->TensorData:
 def encoder_kw(cfg:dict)->dict: return dict(width=cfg['width']) if cfg['arch'] == 'resnet9' else {}
 def method_kw(cfg:dict)->dict: return dict(temperature=cfg['temperature']) if cfg['method'] == 'simclr' else {}
 
-def experiment_pair(cfg:dict, data:TensorData, split, progress:bool=True)->Pair:
+def experiment_pair(cfg:dict, data:TensorData, split, progress:bool=True,
+                    engine=None, device=None, roles=('f', 'g'))->Pair: # see `train_pair` (`memloc-train` passes a `DDPEngine`)
     "The trained f / g `Pair` of a chapter run, from the run cache when it exists."
     snaps = tuple(range(cfg['snapshot_every'], cfg['epochs'] + 1, cfg['snapshot_every'])) if cfg.get('snapshot_every') else ()
     return train_pair(data, split, arch=cfg['arch'], method=cfg['method'], epochs=cfg['epochs'],
                       batch_size=cfg['batch_size'], lr=cfg['lr'], seed=cfg['seed'], init_seed=cfg['seed'],
-                      encoder_kw=encoder_kw(cfg), method_kw=method_kw(cfg), snapshot_epochs=snaps, progress=progress)
+                      encoder_kw=encoder_kw(cfg), method_kw=method_kw(cfg), snapshot_epochs=snaps, progress=progress,
+                      engine=engine, device=device, roles=roles)
 
 def experiment_init(cfg:dict, data:TensorData|None=None, split=None, calibrate:bool=True)->nn.Module:
     "The untrained encoder f and g started from (eval mode), with BatchNorm statistics recalibrated on f's augmented training data."
@@ -164,11 +166,11 @@ def experiment_init(cfg:dict, data:TensorData|None=None, split=None, calibrate:b
     if data is None or split is None: raise ValueError("experiment_init needs the data and split to calibrate BatchNorm (or calibrate=False).")
     return calibrate_bn(enc, data[split.f_train], n_views=2, batch_size=cfg['batch_size'], seed=cfg['seed'])
 
-def experiment_supervised(cfg:dict, data:TensorData, split, progress:bool=True)->TrainRecord:
+def experiment_supervised(cfg:dict, data:TensorData, split, progress:bool=True, engine=None, device=None)->TrainRecord:
     "A supervised encoder of the same architecture trained on f's data (S_S and S_C) with labels, cached."
     key = dict(kind='supervised', dataset=data.name, data=data.fingerprint(), f_train=config_hash(split.f_train.tolist()),
                arch=cfg['arch'], encoder_kw=encoder_kw(cfg), n_classes=int(data.y.max()) + 1,
                loop=LOOP_VERSION, **{k: cfg[k] for k in ('sup_epochs', 'batch_size', 'lr', 'seed')})
     return train(init_encoder(cfg['arch'], cfg['seed'], **encoder_kw(cfg)), Supervised(key['n_classes']), data[split.f_train],
                  epochs=cfg['sup_epochs'], batch_size=cfg['batch_size'], lr=cfg['lr'], seed=cfg['seed'],
-                 ckpt=RunCache().dir('supervised', key)/'encoder.pt', config=key, progress=progress)
+                 ckpt=RunCache().dir('supervised', key)/'encoder.pt', config=key, progress=progress, engine=engine, device=device)

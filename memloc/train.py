@@ -111,7 +111,7 @@ def load_ckpt(path, encoder, method, opt, config:dict, schedule=None)->tuple[int
     if schedule is not None and ck.get('schedule'): schedule.load_state_dict(ck['schedule'])
     return ck['epoch'], ck['history'], ck.get('engine', {})
 
-# %% ../nbs/06_train.ipynb #8547cee8
+# %% ../nbs/06_train.ipynb #de97989c
 @dataclass
 class TrainRecord:
     "What `train` did: the trained `encoder` (in eval mode), the mean loss per epoch, and where its files are."
@@ -121,6 +121,7 @@ class TrainRecord:
     snapshots: dict = field(default_factory=dict)   # {epoch: path of the encoder weights kept after that epoch}
     config: dict = field(default_factory=dict)      # everything that determined the run
     summary: dict = field(default_factory=dict)     # what the engine reports (e.g. the privacy spent)
+    start: int = 0                        # epochs already done in `ckpt` when called: 0 new, `epochs` loaded finished
     @property
     def epochs(self)->int: return len(self.history)
 
@@ -152,13 +153,16 @@ def train(encoder:nn.Module, method:SSLMethod, data:TensorData,
     if ckpt: clean_tmp(Path(ckpt).parent)
     start, history, state = load_ckpt(ckpt, encoder, method, opt, config, sched) if ckpt and Path(ckpt).exists() else (0, [], {})
     if ckpt and start == 0 and 0 in snapshot_epochs and engine.writes(): atomic_save(encoder.state_dict(), snapshot_path(ckpt, 0))
+    if missed := [e for e in snapshot_epochs if ckpt and start and e <= start and not snapshot_path(ckpt, e).exists()]:
+        raise FileNotFoundError(f"{ckpt} was trained to epoch {start} without the weight snapshots of epochs {missed} asked for now. "
+                                f"Delete {Path(ckpt).parent} to train it again with them, or ask for none.")
     model, meth, step_opt = engine.prepare(encoder, method, opt, len(data), batch_size, epochs); engine.load_state_dict(state)
     try: history = _epochs(model, meth, step_opt, sched, engine, data, batch_size, seed, start, epochs, spe, history, device,
                            progress, ckpt, snapshot_epochs, (encoder, method, opt, config))
     finally: engine.finish()
     encoder.eval()
     snaps = {e: snapshot_path(ckpt, e) for e in snapshot_epochs if ckpt and snapshot_path(ckpt, e).exists()}
-    return TrainRecord(encoder, history, Path(ckpt) if ckpt else None, snaps, config, engine.summary())
+    return TrainRecord(encoder, history, Path(ckpt) if ckpt else None, snaps, config, engine.summary(), start)
 
 def _epochs(model, meth, step_opt, sched, engine, data, batch_size, seed, start, epochs, spe, history, device, progress,
             ckpt, snapshot_epochs, saved)->list:
@@ -215,7 +219,7 @@ def calibrate_bn(encoder:nn.Module,
         for m, mom in saved: m.momentum = mom
     return encoder.eval()
 
-# %% ../nbs/06_train.ipynb #b9ff054e
+# %% ../nbs/06_train.ipynb #68bbf414
 @dataclass
 class Pair:
     "A trained f / g pair: `f, g = pair`; `records['f']`, `records['g']` are their `TrainRecord`s."
@@ -245,7 +249,9 @@ def train_pair(data:TensorData, split:Split, arch:str='resnet9', method:str='sim
                optimizer:str='adam', schedule:str|None=None, warmup_epochs:int=0, # see `train`
                engine=None, # an Engine (copied for f and g), or `engine(method) -> Engine` (e.g. a DP engine); None: plain
                modules=None, # `modules(encoder, method) -> (encoder, method)` applied before training (e.g. memloc.dp.dp_compatible)
-               root=None, device=None, progress:bool=True)->Pair:
+               root=None, device=None, progress:bool=True,
+               roles=('f', 'g'), # train only some of them (e.g. one per job); `Pair.records` holds those
+              )->Pair:
     "Train (or load, or resume) f on `split.f_train` and g on `split.g_train` with one recipe."
     split.check(data)
     encoder_kw, method_kw = encoder_kw or {}, method_kw or {}
@@ -261,7 +267,9 @@ def train_pair(data:TensorData, split:Split, arch:str='resnet9', method:str='sim
     cfg = pair_config(data, split, arch, m0, encoder_kw, init_seed, **recipe, **extra, **({'modules': modules} if modules else {}))
     d = pair_dir(cfg, root); split.save(d/'split.json')
     recs = {}
+    if not roles or set(roles) - {'f', 'g'}: raise ValueError(f"roles must name 'f' and/or 'g', not {roles!r}.")
     for name, idx in (('f', split.f_train), ('g', split.g_train)):
+        if name not in roles: continue
         enc, m, eng = build()
         recs[name] = train(enc, m, data[idx], ckpt=d/f'{name}.pt', config=dict(cfg, role=name), snapshot_epochs=snapshot_epochs,
                            device=device, progress=progress, optimizer=optimizer, schedule=schedule, warmup_epochs=warmup_epochs,
