@@ -59,7 +59,7 @@ def test_layer_replacement(smoke):
     means = runs.groupby(['n_layers', 'choice'], sort=False)[['acc_a', 'acc_b', 'drop_a', 'gain_b']].mean().reset_index()
     np.testing.assert_allclose(t[['acc_a', 'acc_b', 'drop_a', 'gain_b']].values, means[['acc_a', 'acc_b', 'drop_a', 'gain_b']].values, atol=1e-9)
     rnd = t.choice == 'random'
-    assert t.loc[rnd, 'p_drop_a_gt_random'].isna().all() and t.loc[~rnd].filter(like='p_').stack().between(0, 1).all()
+    assert t.loc[rnd, 'p_drop_a_gt_random'].isna().all() and t.loc[~rnd].filter(regex='^p_').stack().between(0, 1).all()
     assert (t.loc[~rnd, 'p_drop_a_gt_random_holm'] >= t.loc[~rnd, 'p_drop_a_gt_random'] - 1e-12).all()
     np.testing.assert_allclose(t.loc[~rnd, 'p_gain_b_gt_random'] + t.loc[~rnd, 'p_gain_b_lt_random'], 1., atol=1e-9)
 
@@ -82,7 +82,7 @@ def test_pruning(smoke):
         assert (d['mode'] == 'random').sum() == 3
     assert len(t) == 2 * 2 * 3 and t[t['mode'] == 'random'].n_draws.eq(3).all()
     np.testing.assert_allclose(t.drop_b, runs.groupby(['scope', 'fraction', 'mode'], sort=False).drop_b.mean().values, atol=1e-9)
-    assert t.loc[t['mode'] != 'random'].filter(like='p_').stack().between(0, 1).all()
+    assert t.loc[t['mode'] != 'random'].filter(regex='^p_').stack().between(0, 1).all()
 
 def test_single_unit_check(smoke):
     out = smoke[0]
