@@ -14,7 +14,7 @@ from .core import figures_dir, atomic_path, atomic_write_text, provenance
 __all__ = ['fmt', 'mean_std', 'is_pvalue', 'aggregate_seeds', 'format_mean_std', 'save_table', 'default_keys', 'save_fig',
            'plot_layermem', 'plot_unitmem_layers', 'plot_unitmem_units', 'plot_layer_agreement',
            'plot_sslmem_vs_unitmem', 'plot_unitmem_epochs', 'plot_classmem_vs_unitmem', 'plot_unitmem_datasets',
-           'publish']
+           'plot_vs_random', 'publish']
 
 # %% ../nbs/12_report.ipynb #6b8396e4
 def fmt(x, digits:int=3)->str:
@@ -93,7 +93,7 @@ def save_fig(fig, name:str, config:dict|None=None, out_dir=None, **extra)->Path:
     _sidecar(d/f'{name}.fig.json', config, figure=name, **extra)
     return p
 
-# %% ../nbs/12_report.ipynb #b4631084
+# %% ../nbs/12_report.ipynb #b2b60998
 def _short(layer:str)->str:
     return str(layer).replace('layer', 'L').replace('_residual', 'r').replace('_head', 'h').replace('blocks.', 'b')
 
@@ -196,6 +196,24 @@ def plot_unitmem_datasets(units:dict, # {dataset: per-unit table with `layer` an
         ax.hist(u.unitmem_f[u.layer == l], bins=30, range=(0, 1), histtype='step', density=True, label=f'{ds} ({l})')
     ax.set_xlabel('UnitMem'); ax.set_ylabel('density'); ax.legend(fontsize=7); ax.set_title(title, fontsize=9)
     fig.tight_layout(); return fig
+
+def plot_vs_random(df:pd.DataFrame, title:str='')->plt.Figure:
+    "Interventions: each choice's accuracy change against the random choices of the same size (x: `n_layers` or `fraction`; one row of panels per `scope`)."
+    x, choice = next(c for c in ('n_layers', 'fraction') if c in df), 'choice' if 'choice' in df else 'mode'
+    metrics = [m for m in ('drop_a', 'drop_b', 'gain_b') if m in df]
+    scopes = list(dict.fromkeys(df['scope'])) if 'scope' in df else [None]
+    fig, axes = plt.subplots(len(scopes), len(metrics), figsize=(3.4 * len(metrics), 2.7 * len(scopes)), squeeze=False)
+    for r, sc in enumerate(scopes):
+        d0 = df if sc is None else df[df.scope == sc]
+        for ax, m in zip(axes[r], metrics):
+            for c in dict.fromkeys(d0[choice]):
+                d, rnd = d0[d0[choice] == c].sort_values(x), c == 'random'
+                err = d[f'{m}_std'] if f'{m}_std' in d else d[f'{m}_draw_std'] if rnd and f'{m}_draw_std' in d else None
+                ax.errorbar(d[x].values, d[m].values, yerr=None if err is None else err.fillna(0).values, marker='o', ms=3, capsize=2,
+                            label=c, ls='--' if rnd else '-', color='k' if rnd else None)
+            ax.set_xlabel(x, fontsize=8); ax.set_ylabel(m + ('' if sc is None else f' ({sc})'), fontsize=8); ax.axhline(0, color='k', lw=0.5)
+    axes[0][0].legend(fontsize=6)
+    fig.suptitle(f'{title} ({_seeds_note(df)})', fontsize=9); fig.tight_layout(); return fig
 
 # %% ../nbs/12_report.ipynb #ec0dce00
 def publish(df:pd.DataFrame, name:str, config:dict|None=None, out_dir=None,
