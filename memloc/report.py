@@ -14,7 +14,7 @@ from .core import figures_dir, atomic_path, atomic_write_text, provenance
 __all__ = ['fmt', 'mean_std', 'is_pvalue', 'aggregate_seeds', 'format_mean_std', 'save_table', 'default_keys', 'save_fig',
            'plot_layermem', 'plot_unitmem_layers', 'plot_unitmem_units', 'plot_layer_agreement',
            'plot_sslmem_vs_unitmem', 'plot_unitmem_epochs', 'plot_classmem_vs_unitmem', 'plot_unitmem_datasets',
-           'plot_vs_random', 'publish']
+           'plot_vs_random', 'plot_privacy_unitmem', 'plot_privacy_tradeoff', 'publish']
 
 # %% ../nbs/12_report.ipynb #6b8396e4
 def fmt(x, digits:int=3)->str:
@@ -93,7 +93,7 @@ def save_fig(fig, name:str, config:dict|None=None, out_dir=None, **extra)->Path:
     _sidecar(d/f'{name}.fig.json', config, figure=name, **extra)
     return p
 
-# %% ../nbs/12_report.ipynb #b2b60998
+# %% ../nbs/12_report.ipynb #0ac0abdf
 def _short(layer:str)->str:
     return str(layer).replace('layer', 'L').replace('_residual', 'r').replace('_head', 'h').replace('blocks.', 'b')
 
@@ -213,6 +213,34 @@ def plot_vs_random(df:pd.DataFrame, title:str='')->plt.Figure:
                             label=c, ls='--' if rnd else '-', color='k' if rnd else None)
             ax.set_xlabel(x, fontsize=8); ax.set_ylabel(m + ('' if sc is None else f' ({sc})'), fontsize=8); ax.axhline(0, color='k', lw=0.5)
     axes[0][0].legend(fontsize=6)
+    fig.suptitle(f'{title} ({_seeds_note(df)})', fontsize=9); fig.tight_layout(); return fig
+
+def _eps_label(e)->str: return 'no DP' if math.isinf(float(e)) else f'{float(e):g}'
+
+def plot_privacy_unitmem(df:pd.DataFrame, title:str='')->plt.Figure:
+    "Per layer and privacy budget: mean UnitMem of f (g dashed, the untrained encoder dotted), and f − g per unit."
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    colors = plt.cm.viridis(np.linspace(0, 0.9, df.epsilon.nunique()))
+    for color, (e, d) in zip(colors, df.groupby('epsilon', sort=False)):
+        x = list(range(len(d)))
+        _lines(axes[0], d, x, {'mean_f': f'f, ε = {_eps_label(e)}'}, color=color)
+        _lines(axes[0], d, x, {'mean_g': None}, color=color, ls='--', alpha=0.6)
+        _lines(axes[1], d, x, {'fg_diff': f'ε = {_eps_label(e)}'}, color=color)
+    _lines(axes[0], d, x, {'mean_init': 'untrained'}, color='k', ls=':')
+    axes[0].set_ylabel('mean UnitMem on the candidates (g dashed)'); axes[1].set_ylabel('UnitMem f − g per unit (mean)')
+    for ax in axes: _layer_axis(ax, list(d.layer)); ax.legend(fontsize=6)
+    fig.suptitle(f'{title} ({_seeds_note(df)})', fontsize=9); fig.tight_layout(); return fig
+
+def plot_privacy_tradeoff(df:pd.DataFrame, title:str='')->plt.Figure:
+    "Across privacy budgets: f's downstream accuracy (untrained encoder dashed) and its memorization at the last layer."
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3)); x = list(range(len(df)))
+    _lines(axes[0], df, x, {'linear': 'linear probe', 'knn': 'kNN'})
+    _lines(axes[0], df, x, {'linear_init': 'linear, untrained', 'knn_init': 'kNN, untrained'}, ls='--', color='gray')
+    _lines(axes[1], df, x, {'unitmem_f_minus_g': 'UnitMem f − g'}, color='tab:red')
+    _lines(axes[2], df, x, {'sslmem_gap': 'SSLMem candidates − held-out (raw)'}, color='tab:purple')
+    for ax, lab in zip(axes, ('accuracy', 'UnitMem f − g, last layer', 'raw SSLMem gap, last layer')):
+        ax.set_xticks(x, [_eps_label(e) for e in df.epsilon], fontsize=7); ax.set_xlabel('privacy budget ε', fontsize=8)
+        ax.set_ylabel(lab, fontsize=8); ax.axhline(0, color='k', lw=0.5); ax.legend(fontsize=6)
     fig.suptitle(f'{title} ({_seeds_note(df)})', fontsize=9); fig.tight_layout(); return fig
 
 # %% ../nbs/12_report.ipynb #ec0dce00
