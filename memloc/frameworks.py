@@ -126,14 +126,14 @@ def framework_recipe(cfg:dict, # a chapter config (`chapter_config(..., chapter=
     out['method_kw'] = _method_kw(method, rec.get('method_kw', {}), cfg)
     return out
 
-# %% ../nbs/14_frameworks.ipynb #e7612631
+# %% ../nbs/14_frameworks.ipynb #a824ac48
 def layer_labels(layers:list[str])->list[dict]:
-    "For every layer: `label`, `block` (1-based; 0 for non-ViT layers) and `sublayer` ('attn' | 'mlp' | '')."
+    "For every layer: `label`, `block` (1-based; 0 for non-ViT layers) and `sublayer` ('attn' | 'mlp' | '-')."
     out = []
     for l in layers:
         try: b, s = vit_block(l) + 1, vit_sublayer(l)
-        except ValueError: b, s = 0, ''
-        out.append(dict(label=f'{s}{b}' if s else l, block=b, sublayer=s))
+        except ValueError: b, s = 0, '-'
+        out.append(dict(label=f'{s}{b}' if b else l, block=b, sublayer=s))
     return out
 
 # %% ../nbs/14_frameworks.ipynb #be474da4

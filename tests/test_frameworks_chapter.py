@@ -4,6 +4,7 @@ import numpy as np, pandas as pd
 import pytest
 from scipy import stats
 from conftest import ROOT
+from memloc.reproduce import aggregate_table
 
 NB = '14_frameworks.ipynb'
 TABLES = ['framework_recipes', 'framework_sslmem_by_set', 'framework_layermem', 'vit_sublayers', 'vit_unitmem',
@@ -25,6 +26,9 @@ def _check_tables(out):
         for ext in ('.md', '.tex', '.json'): assert (out/f'{t}{ext}').exists(), t + ext
         side = json.loads((out/f'{t}.json').read_text())
         assert side['config']['preset'] == 'smoke' and side['config']['seed'] == 1, t
+        two = pd.concat([df.assign(seed=0), df.assign(seed=1)], ignore_index=True)   # memloc-reproduce can average it over seeds
+        agg, _ = aggregate_table(two, side['keys'])
+        assert len(agg) == len(df) and (agg.n_seeds == 2).all(), t
     assert (out/'framework_layermem.png').exists() and (out/'framework_layermem.pdf').exists()
 
 def _check_recipes(out):
@@ -36,7 +40,7 @@ def _check_recipes(out):
     assert rec[(rec.method == 'dino')].method_kw.str.contains('MultiCropAug').all()
 
 def _check_layermem(out):
-    lm = pd.read_csv(out/'framework_layermem.csv', keep_default_na=False)
+    lm = pd.read_csv(out/'framework_layermem.csv')
     for fam, arch, m in RUNS:
         d = lm[(lm.arch == arch) & (lm.method == m)]
         assert d.position.tolist() == list(range(1, len(d) + 1)), (arch, m)
@@ -58,7 +62,7 @@ def _check_layermem(out):
         assert d.layer.tolist()[:-1] == lm[(lm.arch == arch) & (lm.method == m)].layer.tolist()
 
 def _check_vit(out):
-    lm = pd.read_csv(out/'framework_layermem.csv', keep_default_na=False)
+    lm = pd.read_csv(out/'framework_layermem.csv')
     sub = pd.read_csv(out/'vit_sublayers.csv')
     assert sub.method.tolist() == ['simclr', 'dino', 'mae'] and (sub.blocks == 2).all()
     for r in sub.itertuples():
@@ -84,7 +88,7 @@ def _check_vit(out):
             np.testing.assert_allclose(getattr(r, f'fg_diff_{k}'), (d.fg_diff * d.units).sum() / d.units.sum(), atol=1e-6)
 
 def _check_consistency(out):
-    lm = pd.read_csv(out/'framework_layermem.csv', keep_default_na=False)
+    lm = pd.read_csv(out/'framework_layermem.csv')
     pr = pd.read_csv(out/'framework_profiles.csv')
     assert set(pr.set) == {'candidates', 'extra', 'candidates_minus_extra'} and len(pr) == 2 * 3 * 5        # 2 families x 3 pairs x 5 profiles
     assert pr[['spearman', 'kendall']].stack().between(-1, 1).all() and pr.filter(regex='^p_').stack().between(0, 1).all()
