@@ -14,7 +14,7 @@ from .core import figures_dir, atomic_path, atomic_write_text, provenance
 __all__ = ['fmt', 'mean_std', 'is_pvalue', 'aggregate_seeds', 'format_mean_std', 'save_table', 'default_keys', 'save_fig',
            'plot_layermem', 'plot_unitmem_layers', 'plot_unitmem_units', 'plot_layer_agreement',
            'plot_sslmem_vs_unitmem', 'plot_unitmem_epochs', 'plot_classmem_vs_unitmem', 'plot_unitmem_datasets',
-           'plot_vs_random', 'plot_privacy_unitmem', 'plot_privacy_tradeoff', 'publish']
+           'plot_vs_random', 'plot_privacy_unitmem', 'plot_privacy_tradeoff', 'plot_framework_layermem', 'publish']
 
 # %% ../nbs/12_report.ipynb #6b8396e4
 def fmt(x, digits:int=3)->str:
@@ -241,6 +241,23 @@ def plot_privacy_tradeoff(df:pd.DataFrame, title:str='')->plt.Figure:
     for ax, lab in zip(axes, ('accuracy', 'UnitMem f − g, last layer', 'raw SSLMem gap, last layer')):
         ax.set_xticks(x, [_eps_label(e) for e in df.epsilon], fontsize=7); ax.set_xlabel('privacy budget ε', fontsize=8)
         ax.set_ylabel(lab, fontsize=8); ax.axhline(0, color='k', lw=0.5); ax.legend(fontsize=6)
+    fig.suptitle(f'{title} ({_seeds_note(df)})', fontsize=9); fig.tight_layout(); return fig
+
+# %% ../nbs/12_report.ipynb #fe6dbb66
+def plot_framework_layermem(df:pd.DataFrame, title:str='')->plt.Figure:
+    "LayerMem and ΔLayerMem per layer of every framework (one colour each), one column per architecture; held-out points dashed."
+    archs = list(dict.fromkeys(df.arch))
+    fig, axes = plt.subplots(2, len(archs), figsize=(4.8 * len(archs), 5.6), squeeze=False)
+    for j, a in enumerate(archs):
+        d = df[df.arch == a]
+        for i, (col, name) in enumerate((('layermem', 'LayerMem'), ('delta_layermem', 'ΔLayerMem'))):
+            ax = axes[i][j]
+            for k, (m, dm) in enumerate(d.groupby('method', sort=False)):
+                x = list(range(len(dm)))
+                _lines(ax, dm, x, {col: f'{m}, candidates'}, color=f'C{k}')
+                _lines(ax, dm, x, {f'{col}_extra': f'{m}, held-out'}, color=f'C{k}', ls='--', alpha=0.6)
+            _layer_axis(ax, list(dm['label'] if 'label' in dm else dm.layer)); ax.set_ylabel(name, fontsize=8)
+        axes[0][j].set_title(a, fontsize=9); axes[0][j].legend(fontsize=6)
     fig.suptitle(f'{title} ({_seeds_note(df)})', fontsize=9); fig.tight_layout(); return fig
 
 # %% ../nbs/12_report.ipynb #ec0dce00
