@@ -69,7 +69,7 @@ FRAMEWORK_PRESETS = {
                              method_kw=dict(decoder_dim=192, decoder_depth=4, decoder_heads=3))}),
 }
 
-# %% ../nbs/14_frameworks.ipynb #413e8371
+# %% ../nbs/14_frameworks.ipynb #c249432c
 def framework_runs(cfg:dict)->list[tuple[str, str]]:
     "The (family, method) pairs the chapter config `cfg` trains, CNN first, in the order given."
     for k in ('arch', 'method'):
@@ -124,6 +124,8 @@ def framework_recipe(cfg:dict, # a chapter config (`chapter_config(..., chapter=
     out.update({k: v for k, v in rec.items() if k not in ('method_kw', 'encoder_kw') and v is not None})
     out['encoder_kw'] = dict(enc, **rec.get('encoder_kw', {}))
     out['method_kw'] = _method_kw(method, rec.get('method_kw', {}), cfg)
+    every = cfg.get('snapshot_every')         # the snapshots chapter 10 reads: a pair trained here first serves 09 / 10 too
+    out['snapshot_epochs'] = tuple(range(every, out['epochs'] + 1, every)) if every else ()
     return out
 
 # %% ../nbs/14_frameworks.ipynb #a824ac48
