@@ -13,8 +13,8 @@ from .core import set_seed
 
 # %% auto #0
 __all__ = ['CIFAR10_STATS', 'ENCODERS', 'Normalize', 'Add', 'conv_bn', 'ResNet9', 'Encoder', 'cifar_resnet', 'vit_patch_size',
-           'vit', 'create_encoder', 'init_encoder', 'default_layers', 'unit_layers', 'unit_negative', 'output_layer',
-           'vit_sublayer', 'vit_block']
+           'vit', 'create_encoder', 'init_encoder', 'vit_class', 'default_layers', 'unit_layers', 'unit_negative',
+           'output_layer', 'vit_sublayer', 'vit_block']
 
 # %% ../nbs/03_encoders.ipynb #e4437bce
 CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))  # (mean, std) per channel
@@ -134,15 +134,15 @@ def init_encoder(name:str, # one of `ENCODERS`
     set_seed(seed)                      # global RNGs, as `torch.nn` initialises from them; training's heads continue the stream
     return create_encoder(name, **kw)
 
-# %% ../nbs/03_encoders.ipynb #57d8a272
-def _vit_cls():
+# %% ../nbs/03_encoders.ipynb #2aef3101
+def vit_class():
     "timm's `VisionTransformer` if timm is loaded (a timm model cannot exist otherwise), else None."
     m = sys.modules.get('timm.models.vision_transformer')
     return getattr(m, 'VisionTransformer', None)
 
 def _find_arch(encoder:nn.Module):
     "(kind, module, name prefix) of the first known network inside `encoder`."
-    kinds = [('resnet9', ResNet9), ('resnet', tvr.ResNet), ('vit', _vit_cls())]
+    kinds = [('resnet9', ResNet9), ('resnet', tvr.ResNet), ('vit', vit_class())]
     for name, m in encoder.named_modules():
         for kind, cls in kinds:
             if cls is not None and isinstance(m, cls): return kind, m, f'{name}.' if name else ''
