@@ -18,7 +18,7 @@ from .train import train_pair, train, Pair, TrainRecord, calibrate_bn, LOOP_VERS
 __all__ = ['PRESETS', 'DEFAULTS', 'CHOICES', 'PARAMETERS', 'CHAPTER_PARAMETERS', 'injected_parameters', 'check_choice',
            'check_extra', 'check_parameter', 'resolve_config', 'chapter_config', 'variant', 'default_out_dir',
            'save_run_record', 'experiment_data', 'experiment_split', 'experiment_extra', 'encoder_kw', 'method_kw',
-           'experiment_pair', 'experiment_init', 'experiment_supervised']
+           'experiment_snapshots', 'experiment_pair', 'experiment_init', 'experiment_supervised']
 
 # %% ../nbs/07a_experiment.ipynb #3595fc77
 PRESETS = {
@@ -127,7 +127,7 @@ def save_run_record(cfg:dict, chapter:str, t_start:float)->Path:
     rec = dict(chapter=chapter, parameters=cfg, wall_s=round(time.time() - t_start, 1))
     return atomic_write_text(json.dumps(provenance(rec, cfg.get('seed')), indent=1), Path(cfg['out_dir'])/f'{chapter}.run.json')
 
-# %% ../nbs/07a_experiment.ipynb #dad8dc48
+# %% ../nbs/07a_experiment.ipynb #c8245e7f
 def experiment_data(cfg:dict)->tuple[TensorData, TensorData]:
     "The (train, test) data of a chapter run."
     n = cfg['n_total'] or (cfg['n_shared'] or 0) + cfg['n_candidates'] + cfg['n_independent']
@@ -150,10 +150,15 @@ def experiment_extra(cfg:dict, test:TensorData, split)->TensorData:
 def encoder_kw(cfg:dict)->dict: return dict(width=cfg['width']) if cfg['arch'] == 'resnet9' else {}
 def method_kw(cfg:dict)->dict: return dict(temperature=cfg['temperature']) if cfg['method'] == 'simclr' else {}
 
+def experiment_snapshots(cfg:dict, epochs:int|None=None)->tuple:
+    "The epochs whose weights a chapter run keeps: every `snapshot_every` up to `epochs` (default: the run's)."
+    every, epochs = cfg.get('snapshot_every'), epochs or cfg['epochs']
+    return tuple(range(every, epochs + 1, every)) if every else ()
+
 def experiment_pair(cfg:dict, data:TensorData, split, progress:bool=True,
                     engine=None, device=None, roles=('f', 'g'))->Pair: # see `train_pair` (`memloc-train` passes a `DDPEngine`)
     "The trained f / g `Pair` of a chapter run, from the run cache when it exists."
-    snaps = tuple(range(cfg['snapshot_every'], cfg['epochs'] + 1, cfg['snapshot_every'])) if cfg.get('snapshot_every') else ()
+    snaps = experiment_snapshots(cfg)
     return train_pair(data, split, arch=cfg['arch'], method=cfg['method'], epochs=cfg['epochs'],
                       batch_size=cfg['batch_size'], lr=cfg['lr'], seed=cfg['seed'], init_seed=cfg['seed'],
                       encoder_kw=encoder_kw(cfg), method_kw=method_kw(cfg), snapshot_epochs=snaps, progress=progress,
