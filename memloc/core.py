@@ -194,10 +194,12 @@ class RunCache:
         if p.exists(): return safe_load(p)
         obj = make(); atomic_save(obj, p); return obj
 
-# %% ../nbs/00_core.ipynb #7101b47a
+# %% ../nbs/00_core.ipynb #4e43918e
 def _kernel_parent()->str:
-    "The command line of the process that started this IPython kernel ('' outside a kernel)."
+    "The command line of the process that started this IPython kernel ('' outside a kernel): /proc on Linux, else psutil."
     if 'ipykernel' not in sys.modules: return ''
+    try: return Path(f'/proc/{os.getppid()}/cmdline').read_bytes().replace(b'\0', b' ').decode(errors='replace').strip()
+    except OSError: pass
     try:
         import psutil
         return ' '.join(psutil.Process().parent().cmdline())
