@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_encoders.ipynb #56c530d0
 from __future__ import annotations
-import re, sys
+import inspect, re, sys
 from functools import partial
 import torch
 from torch import nn, Tensor
@@ -13,8 +13,8 @@ from .core import set_seed
 
 # %% auto #0
 __all__ = ['CIFAR10_STATS', 'ENCODERS', 'Normalize', 'Add', 'conv_bn', 'ResNet9', 'Encoder', 'cifar_resnet', 'vit_patch_size',
-           'vit', 'create_encoder', 'init_encoder', 'vit_class', 'default_layers', 'unit_layers', 'unit_negative',
-           'output_layer', 'vit_sublayer', 'vit_block']
+           'vit', 'encoder_keywords', 'create_encoder', 'init_encoder', 'vit_class', 'default_layers', 'unit_layers',
+           'unit_negative', 'output_layer', 'vit_sublayer', 'vit_block']
 
 # %% ../nbs/03_encoders.ipynb #e4437bce
 CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))  # (mean, std) per channel
@@ -121,10 +121,28 @@ def vit(arch:str='vit_tiny', # vit_tiny | vit_small | vit_base
 ENCODERS = dict(resnet9=ResNet9, **{a: partial(cifar_resnet, a) for a in ('resnet18', 'resnet34', 'resnet50')},
                 **{a: partial(vit, a) for a in _TIMM_VITS})
 
+def encoder_keywords(name:str)->list[str]:
+    "The keyword arguments `create_encoder(name, ...)` takes: its builder's, and for a ViT timm's `VisionTransformer` keywords."
+    own = [k for k, p in inspect.signature(ENCODERS[name]).parameters.items() if p.kind is not p.VAR_KEYWORD]
+    if name not in _TIMM_VITS: return own
+    from timm.models.vision_transformer import VisionTransformer
+    fixed = {'self', 'num_classes', 'dynamic_img_size', *own}                        # set by `vit`, or its own
+    return own + [k for k in inspect.signature(VisionTransformer.__init__).parameters if k not in fixed]
+
+def _check_keywords(name:str, kw:dict):
+    "Refuse keywords that encoder `name` does not take, naming the ones it does."
+    takes = encoder_keywords(name) if kw else []
+    bad = [k for k in kw if k not in takes]
+    if not bad: return
+    hint = 'width scales ResNet9 only; ' if 'width' in bad else ''
+    raise TypeError(f"create_encoder({name!r}) got unexpected keyword argument(s) {', '.join(bad)}: "
+                    f"{hint}{name} takes: {', '.join(takes)}.")
+
 def create_encoder(name:str, # one of `ENCODERS`
                    **kw)->nn.Module:
     "A randomly initialised encoder `name` taking images in [0, 1] and returning (B, `out_dim`)."
     if name not in ENCODERS: raise ValueError(f"Unknown encoder {name!r}; valid names: {', '.join(ENCODERS)}.")
+    _check_keywords(name, kw)
     return ENCODERS[name](**kw)
 
 def init_encoder(name:str, # one of `ENCODERS`

@@ -5,10 +5,9 @@
 # %% ../nbs/15_interventions.ipynb #5fa59e7d
 from __future__ import annotations
 import itertools, math
-import numpy as np, pandas as pd
+import pandas as pd
 import torch, torch.nn.functional as F
 from torch import nn, Tensor
-from scipy import stats
 from .core import make_generator, RunCache
 from .data import TensorData, load_dataset, class_subset, DATASETS
 from .encoders import init_encoder
@@ -16,13 +15,13 @@ from .experiment import CHAPTER_PARAMETERS, check_extra, encoder_kw, method_kw
 from .ssl import create_method
 from .train import train, TrainRecord, LOOP_VERSION
 from .probe import linear_probe
-from .stats import adjust_pvalues
+from .stats import adjust_pvalues, beyond_random
 from .unitmem import UnitMemResult, selectivity, rest_mean
 
 # %% auto #0
 __all__ = ['IV_PRESETS', 'CHOICES', 'chapter_settings', 'resize_images', 'load_split', 'labelled_sets', 'train_b',
-           'probe_accuracies', 'rank_layers', 'layer_scores', 'layer_choices', 'random_subsets', 'beyond_random',
-           'vs_random_table', 'unitmem_of', 'point_rank']
+           'probe_accuracies', 'rank_layers', 'layer_scores', 'layer_choices', 'random_subsets', 'vs_random_table',
+           'unitmem_of', 'point_rank']
 
 # %% ../nbs/15_interventions.ipynb #cd0b4cf7
 IV_PRESETS = {
@@ -134,16 +133,6 @@ def random_subsets(items:list, k:int, n:int, seed:int=0)->list[list]:
             s = tuple(sorted(torch.randperm(len(items), generator=gen)[:k].tolist()))
             if s not in picks: picks.append(s)
     return [[items[i] for i in s] for s in picks]
-
-def beyond_random(x:float, # the score of the chosen option
-                  draws, # scores of the random draws
-                 )->float: # one-sided p-value that `x` beats a random draw
-    "P(a further random draw scores >= `x`): the one-sided prediction-interval t test of `x` against the `draws`."
-    r = np.asarray(draws, dtype=float); r = r[~np.isnan(r)]
-    if len(r) < 2 or np.isnan(x): return float('nan')
-    m, s = r.mean(), r.std(ddof=1)
-    if s == 0: return 0. if x > m else 1.
-    return float(stats.t.sf((x - m) / (s * math.sqrt(1 + 1 / len(r))), len(r) - 1))
 
 # %% ../nbs/15_interventions.ipynb #49d1af61
 def vs_random_table(runs:pd.DataFrame, # one row per evaluated encoder

@@ -4,21 +4,20 @@
 
 # %% ../nbs/16_privacy.ipynb #4e69d53e
 from __future__ import annotations
-import itertools, math
-import numpy as np, pandas as pd
+import math
+import pandas as pd
 import torch
 from torch import nn, Tensor
-from scipy import stats
 from .experiment import CHAPTER_PARAMETERS, encoder_kw, method_kw
 from .encoders import init_encoder
 from .train import train_pair, Pair
 from .dp import dp_engine, dp_compatible, replace_batchnorm, out_of_place, privacy_guarantee
-from .stats import paired_summary, ttest_greater, adjust_pvalues
+from .stats import paired_summary, ttest_greater, adjust_pvalues, spearman_greater
 
 # %% auto #0
 __all__ = ['NO_DP', 'HIGH', 'check_epsilons', 'eps_label', 'privacy_config', 'privacy_pair', 'privacy_init', 'budget_columns',
            'budget_table', 'with_holm', 'unitmem_layer_table', 'layer_tests', 'comparison_pairs', 'epsilon_comparisons',
-           'spearman_greater', 'tradeoff_correlations']
+           'tradeoff_correlations']
 
 # %% ../nbs/16_privacy.ipynb #c51deef2
 CHAPTER_PARAMETERS['16_privacy'] = dict(
@@ -134,17 +133,6 @@ def epsilon_comparisons(pairs:list, # `comparison_pairs(...)`
     return df[['claim', 'comparison', 'epsilon_hi', 'epsilon_lo', 'measure', 'layer', 'diff', 'ci_low', 'ci_high', 'p', 'p_holm']]
 
 # %% ../nbs/16_privacy.ipynb #5390696d
-def _ranks(v)->np.ndarray: return stats.rankdata(np.asarray(v, dtype=float))
-
-def spearman_greater(x, y)->tuple[float, float]:
-    "Spearman's rho of `x` and `y` and its one-sided p-value (rho > 0): exact over all orderings for n <= 8."
-    rx, ry = _ranks(x), _ranks(y)
-    if len(rx) < 3 or rx.std() == 0 or ry.std() == 0: return math.nan, math.nan
-    rho = float(np.corrcoef(rx, ry)[0, 1])
-    if len(rx) > 8: return rho, float(stats.spearmanr(x, y, alternative='greater').pvalue)
-    null = np.array([np.corrcoef(rx, p)[0, 1] for p in itertools.permutations(ry)])
-    return rho, float((null >= rho - 1e-12).mean())
-
 def tradeoff_correlations(df:pd.DataFrame, accuracy:str, measures:list)->pd.DataFrame:
     "Spearman's rho between column `accuracy` and each memorization column in `measures` across the rows (budgets), one-sided."
     return pd.DataFrame([dict(measure=m, accuracy=accuracy, n=len(df), **dict(zip(('rho', 'p'), spearman_greater(df[m], df[accuracy]))))

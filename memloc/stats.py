@@ -4,16 +4,16 @@
 
 # %% ../nbs/07b_stats.ipynb #42d747c6
 from __future__ import annotations
-import math
+import itertools, math
 import numpy as np, pandas as pd
 import torch
 from torch import Tensor
 from scipy import stats
 
 # %% auto #0
-__all__ = ['PADJUST', 'ttest_greater', 'mannwhitney_greater', 'ttest_paired_greater', 'wilcoxon_greater', 'kendall_tau',
-           'topk_overlap', 'overlap_chance', 'combine_pvalues', 'adjust_pvalues', 'bootstrap_ci', 'paired_summary',
-           'compare_groups']
+__all__ = ['PADJUST', 'ttest_greater', 'mannwhitney_greater', 'ttest_paired_greater', 'wilcoxon_greater', 'beyond_random',
+           'kendall_tau', 'topk_overlap', 'overlap_chance', 'spearman_greater', 'combine_pvalues', 'adjust_pvalues',
+           'bootstrap_ci', 'paired_summary', 'compare_groups']
 
 # %% ../nbs/07b_stats.ipynb #5ba08db0
 def _np(a)->np.ndarray:
@@ -46,6 +46,17 @@ def wilcoxon_greater(a, b)->tuple[float, float]:
     r = stats.wilcoxon(a, b, alternative='greater')
     return float(r.statistic), float(r.pvalue)
 
+# %% ../nbs/07b_stats.ipynb #fddc4e92
+def beyond_random(x:float, # the score of the chosen option
+                  draws, # scores of the random draws
+                 )->float: # one-sided p-value that `x` beats a random draw
+    "P(a further random draw scores >= `x`): the one-sided prediction-interval t test of `x` against the `draws`."
+    r = _np(draws); r = r[~np.isnan(r)]
+    if len(r) < 2 or np.isnan(x): return float('nan')
+    m, s = r.mean(), r.std(ddof=1)
+    if s == 0: return 0. if x > m else 1.
+    return float(stats.t.sf((x - m) / (s * math.sqrt(1 + 1 / len(r))), len(r) - 1))
+
 # %% ../nbs/07b_stats.ipynb #aa4fb3fc
 def kendall_tau(a, b)->tuple[float, float]:
     "Kendall's τ-b between two score vectors and its two-sided p-value."
@@ -64,6 +75,16 @@ def topk_overlap(a, b, # (N,) per-point scores of two layers
 def overlap_chance(k:int, n:int)->float:
     "Expected overlap (%) of two random `k`-subsets of `n` points: `100 k / n`."
     return 100. * k / n
+
+# %% ../nbs/07b_stats.ipynb #d5578215
+def spearman_greater(x, y)->tuple[float, float]:
+    "Spearman's rho of `x` and `y` and its one-sided p-value (rho > 0): exact over all orderings for n <= 8."
+    rx, ry = stats.rankdata(_np(x)), stats.rankdata(_np(y))
+    if len(rx) < 3 or rx.std() == 0 or ry.std() == 0: return math.nan, math.nan
+    rho = float(np.corrcoef(rx, ry)[0, 1])
+    if len(rx) > 8: return rho, float(stats.spearmanr(_np(x), _np(y), alternative='greater').pvalue)
+    null = np.array([np.corrcoef(rx, p)[0, 1] for p in itertools.permutations(ry)])
+    return rho, float((null >= rho - 1e-12).mean())
 
 # %% ../nbs/07b_stats.ipynb #3cd48eff
 PADJUST = ('holm', 'bh')
