@@ -79,7 +79,7 @@ _TMP = re.compile(r'\.memloc-(\d+)@(.+?)\.\w+\.tmp$')          # pid, host; then
 @contextmanager
 def atomic_path(path):
     "Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True); _clean_once(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path), suffix='.tmp'); os.close(fd)
     try:
         yield Path(tmp)
@@ -113,6 +113,12 @@ def clean_tmp(folder, # a folder memloc writes into
         dead = (m is not None and m[2] == host and not _alive(int(m[1]))) or time.time() - p.stat().st_mtime > max_age
         if dead: p.unlink(missing_ok=True); removed.append(p)
     return removed
+
+_CLEANED = set()                                               # folders this process has cleaned
+def _clean_once(folder:Path):
+    "`clean_tmp(folder)` the first time this process writes into `folder` (tables, figures, caches alike)."
+    key = str(Path(folder).resolve())
+    if key not in _CLEANED: _CLEANED.add(key); clean_tmp(folder)
 
 # %% ../nbs/00_core.ipynb #8eb6126b
 class CorruptedFileError(RuntimeError): "A cached artifact could not be read."

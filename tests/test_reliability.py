@@ -186,6 +186,16 @@ def test_leftover_temporary_files_are_removed(runs):
     train_pair(data, split, **TINY)
     assert not stale.exists()
 
+def test_leftover_temporary_files_in_a_figures_folder_are_removed(tmp_path):
+    "A table write killed mid-way leaves a hidden *.tmp beside the tables; the next write into that folder removes it."
+    import socket, pandas as pd
+    from memloc.report import save_table
+    dead = subprocess.Popen(['true']); dead.wait()
+    out = tmp_path/'figures'/'quick'/'seed0'; out.mkdir(parents=True)
+    stale = out/f'.layermem.csv.memloc-{dead.pid}@{socket.gethostname()}.k1ll3d.tmp'; stale.write_text('half a table')
+    save_table(pd.DataFrame(dict(layer=['a'], layermem=[0.1])), 'layermem', out_dir=out)
+    assert not stale.exists() and (out/'layermem.csv').exists()
+
 def test_augmentation_in_the_cache_key_is_stable_across_processes():
     code = ('from memloc.core import config_hash; from memloc.augment import simclr_aug, grayscale; '
             'print(config_hash({"aug": simclr_aug(32), "fn": grayscale}))')
