@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch, torch.nn as nn
 from torch import Tensor
 from torch.nn.utils import parametrize
+import torchvision.models.resnet as tvr
 from .core import jsonable, make_generator
 from .data import TensorData
 from .augment import simclr_aug
@@ -20,9 +21,9 @@ from .train import train, TrainRecord
 from .unitmem import unitmem, UnitMemResult
 
 # %% auto #0
-__all__ = ['MODES', 'SCOPES', 'layer_modules', 'layer_keys', 'replace_layers', 'unit_slices', 'n_units', 'trainable_tensors',
-           'restricted', 'finetune', 'select_units', 'prune_units', 'prune', 'UnitActivation', 'tune_unit', 'UnitCheck',
-           'unit_check']
+__all__ = ['RESIDUAL', 'MODES', 'SCOPES', 'layer_modules', 'layer_keys', 'replace_layers', 'unit_slices', 'n_units',
+           'trainable_tensors', 'restricted', 'finetune', 'select_units', 'prune_units', 'prune', 'UnitActivation',
+           'tune_unit', 'UnitCheck', 'unit_check']
 
 # %% ../nbs/11_interventions.ipynb #7469436f
 def _is_vit_block(m:nn.Module)->bool: return all(hasattr(m, a) for a in ('norm1', 'attn', 'norm2', 'mlp'))
@@ -72,32 +73,69 @@ def replace_layers(f:nn.Module, # the encoder that receives layers
     return out
 
 # %% ../nbs/11_interventions.ipynb #dd330c20
+RESIDUAL = ('branch', 'stream')
+
 def _conv_bn(m)->bool:
     "Is `m` a block that starts with a conv (or linear) layer followed by BatchNorm?"
     return (isinstance(m, nn.Sequential) and len(m) >= 2 and isinstance(m[0], (nn.Conv2d, nn.Linear))
             and isinstance(m[1], nn.modules.batchnorm._BatchNorm))
 
-def _unit_sources(encoder:nn.Module, name:str)->list[str]:
+def _tv_block(m)->bool: return isinstance(m, (tvr.BasicBlock, tvr.Bottleneck))
+
+def _hint(mods:dict, name:str)->str:
+    "The fix for a layer without known units in a torchvision ResNet: the block holding it, or a stage's last block."
+    up = [a for a in mods if a and name.startswith(f'{a}.') and _tv_block(mods[a])]
+    if up: return f"name the block {up[-1]!r}, whose output channels are its units (as in `unit_layers`), or "
+    kids = [f'{name}.{n}' for n, c in mods[name].named_children() if _tv_block(c)]
+    return f"a stage's output is its last block's: name {kids[-1]!r}, or " if kids else ''
+
+def _no_units(encoder:nn.Module, name:str)->ValueError:
+    "The error for a layer whose unit slices memloc does not know, naming the fix."
+    mods = dict(encoder.named_modules())
+    return ValueError(f"memloc does not know which tensors produce the units of layer {name!r} ({type(mods[name]).__name__}): "
+                      f"{_hint(mods, name)}pass slices={{layer: {{state_dict key: dim}}}} naming every tensor slice that produces unit k.")
+
+def _branch(encoder:nn.Module, name:str)->list[str]:
+    "The modules of torchvision block `name` that produce its output channels: the last conv and BN, and the downsample's."
+    b = dict(encoder.named_modules())[name]; last = 3 if isinstance(b, tvr.Bottleneck) else 2
+    if b.downsample is not None and not _conv_bn(b.downsample): raise _no_units(encoder, name)
+    ds = [f'{name}.downsample.0', f'{name}.downsample.1'] if b.downsample is not None else []
+    return [f'{name}.conv{last}', f'{name}.bn{last}', *ds]
+
+def _stream(encoder:nn.Module, name:str)->list[str]:
+    "`_branch` of block `name` and of the earlier blocks whose identity paths feed it, back to a downsample, or the stem."
+    mods = dict(encoder.named_modules()); root = name.rpartition('.')[0].rpartition('.')[0]; p = f'{root}.' if root else ''
+    blocks = [n for n, m in mods.items() if _tv_block(m) and n.startswith(p)]
+    out = []
+    for b in reversed(blocks[:blocks.index(name) + 1]):
+        out += _branch(encoder, b)
+        if mods[b].downsample is not None: return out
+    if not isinstance(mods[root], tvr.ResNet): raise _no_units(encoder, name)
+    return out + [f'{p}conv1', f'{p}bn1']                                     # the stem feeds the first stage
+
+def _unit_sources(encoder:nn.Module, name:str, residual:str='branch')->list[str]:
     "The modules whose output rows are the units of module `name`, or a ValueError."
     mods = dict(encoder.named_modules()); m, parent = mods[name], name.rpartition('.')[0]
     p = mods.get(parent) if '.' in name else None
+    if _tv_block(m): return _stream(encoder, name) if residual == 'stream' else _branch(encoder, name)
     if _conv_bn(m): return [f'{name}.0', f'{name}.1']
     if _conv_bn(p) and int(name.rpartition('.')[2]) >= 2: return [f'{parent}.0', f'{parent}.1']    # ReLU / pool after the BN
     if isinstance(m, (nn.Conv2d, nn.Linear)): return [name]
     if p is not None and isinstance(getattr(p, 'fc1', None), nn.Linear) and m in (p.fc1, getattr(p, 'act', None)) \
        and isinstance(getattr(p, 'norm', nn.Identity()), nn.Identity): return [f'{parent}.fc1']   # timm Mlp
-    raise ValueError(f"memloc does not know which tensors produce the units of layer {name!r} ({type(m).__name__}): pass "
-                     "slices={layer: {state_dict key: dim}} naming every tensor slice that produces unit k.")
+    raise _no_units(encoder, name)
 
 def unit_slices(encoder:nn.Module,
                 layer:str, # a layer spec
                 slices:dict|None=None, # {layer: {state_dict key: dim}} for layers memloc does not know
+                residual:str='branch', # torchvision ResNet block: 'branch' (its own slices) or 'stream' (+ the blocks feeding it)
                )->dict: # {state_dict key: dim}
     "The tensors that produce the units of `layer`, each with the dimension along which unit `k` is slice `k`."
+    if residual not in RESIDUAL: raise ValueError(f"residual must be one of {RESIDUAL}, not {residual!r}.")
     sd = encoder.state_dict(); layer = resolve_layers(encoder, layer)[0]
     out = dict((slices or {}).get(layer) or {})
     if not out:
-        for m in _unit_sources(encoder, layer):
+        for m in _unit_sources(encoder, layer, residual):
             out.update({k: 0 for k, t in sd.items() if k.rpartition('.')[0] == m and t.ndim})
     bad = [k for k in out if k not in sd]
     if bad: raise ValueError(f"slices for {layer!r} name tensors that are not in the encoder's state_dict: {bad}.")
@@ -244,13 +282,14 @@ def select_units(scores:dict, # {layer: (U,) scores}, e.g. a `UnitMemResult`
 def prune_units(encoder:nn.Module,
                 units:dict, # {layer: unit indices}
                 slices:dict|None=None, # {layer: {state_dict key: dim}} for layers memloc does not know
+                residual:str='branch', # torchvision ResNet blocks: 'branch' (the block's own slices) or 'stream' (silence the channel)
                )->nn.Module:
     "A copy of `encoder` with every tensor slice that produces the given units zeroed (BatchNorm running variance: 1)."
     out = copy.deepcopy(encoder); sd = out.state_dict()
     with torch.no_grad():
         for layer, u in units.items():
             idx = _unit_index(u, n_units(out, layer, slices), layer)
-            for k, d in unit_slices(out, layer, slices).items():
+            for k, d in unit_slices(out, layer, slices, residual).items():
                 sd[k].index_fill_(d, idx.to(sd[k].device), 1. if k.endswith('running_var') else 0.)
     return out
 
@@ -259,22 +298,29 @@ def prune(encoder:nn.Module,
           fraction:float, # share of units to prune (0.1, 0.2)
           mode:str='top', # 'top' | 'bottom' | 'random'
           scope:str='layer', # 'layer' | 'global'
-          seed:int=0, slices:dict|None=None)->nn.Module:
+          seed:int=0, slices:dict|None=None,
+          residual:str='branch')->nn.Module: # see `prune_units`
     "A copy of `encoder` without the `fraction` of its units chosen by `select_units`."
-    return prune_units(encoder, select_units(scores, fraction, mode, scope, seed), slices)
+    return prune_units(encoder, select_units(scores, fraction, mode, scope, seed), slices, residual)
 
 # %% ../nbs/11_interventions.ipynb #6e7e23a2
+def _preact(encoder:nn.Module, layer:str)->list[str]:
+    "Layer specs whose outputs add up to the pre-activation of `layer`'s units (a torchvision block: last BN + shortcut)."
+    name = resolve_layers(encoder, layer)[0]; b = dict(encoder.named_modules())[name]
+    if not _tv_block(b): return [_unit_sources(encoder, name)[-1]]
+    return [_branch(encoder, name)[1], f'{name}.downsample' if b.downsample is not None else f'{name}:in']
+
 class UnitActivation(SSLMethod):
     "Objective raising the mean activation (over positions / tokens and views) of unit `unit` of `layer` on augmented views."
     name = 'unit_activation'
     def __init__(self, layer:str, unit:int,
-                 pre:bool=False, # act before the unit's nonlinearity (the BatchNorm / `fc1` output)
+                 pre:bool=False, # act before the unit's nonlinearity (the BatchNorm / `fc1` output; a ResNet block's: + shortcut)
                  aug=None): # batch -> batch augmentation; default `simclr_aug` at the image size
         super().__init__(); self.layer, self.unit, self.pre, self.aug = layer, unit, pre, aug
     def loss(self, encoder, x, y=None, generator=None):
-        at = _unit_sources(encoder, resolve_layers(encoder, self.layer)[0])[-1] if self.pre else self.layer
-        with capture(encoder, [at], clone=False) as acts: encoder((self.aug or simclr_aug(x.shape[-1]))(x, generator))
-        return -unit_reduce(acts[at])[:, self.unit].mean()
+        at = _preact(encoder, self.layer) if self.pre else [self.layer]        # cloned: a torchvision block adds in place
+        with capture(encoder, at) as acts: encoder((self.aug or simclr_aug(x.shape[-1]))(x, generator))
+        return -sum(unit_reduce(acts[a]) for a in at)[:, self.unit].mean()
     def config(self): return dict(name=self.name, layer=self.layer, unit=self.unit, pre=self.pre, aug=jsonable(self.aug))
 
 def _one_image(x:Tensor)->Tensor:
