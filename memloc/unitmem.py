@@ -14,7 +14,8 @@ from .passes import as_images, draw_views, protocol_settings, default_aug, layer
 
 # %% auto #0
 __all__ = ['RESTS', 'NEGATIVES', 'selectivity', 'rest_mean', 'rest_median', 'unitmem_from_acts', 'unit_means', 'UnitStats',
-           'unit_activations', 'UnitMemResult', 'unitmem', 'first_per_class', 'classmem', 'shuffled_labels']
+           'unit_activations', 'UnitMemResult', 'unitmem', 'first_per_class', 'classmem', 'shuffled_labels',
+           'classmem_null', 'unitmem_top_vs_least']
 
 # %% ../nbs/10_unitmem.ipynb #04f269d2
 def selectivity(mu_max:Tensor, # (U,) highest mean activation of every unit
@@ -195,7 +196,7 @@ def _fold(batches, n:int, rest:str, store_dtype=torch.float32, shard:bool=False)
 def unitmem(encoder:nn.Module,
             images, # (N,C,H,W) floats in [0, 1] or uint8, or `TensorData`: the points D'
             layers=None, # module names, ints into `default_layers`, or None (`unit_layers`)
-            n_aug:int=10, # K, augmentations per point
+            n_aug:int=10, # K, augmentations per point; 0: the clean images, no augmentation (`aug` unused; 'official' sets 10)
             rest:str='mean', # μ_−max: 'mean' (paper, streamed) or 'median' (released code, needs an (N, U) store)
             negative:str|None=None, # 'error' | 'abs' | 'positive'; None: `unit_negative(encoder)` for the natural units, else 'error'
             aug=None, # callable batch -> batch; None: `simclr_aug(size=H)` (`unitmem_aug` if official)
@@ -278,3 +279,42 @@ def shuffled_labels(y:Tensor, # (N,) class labels
                     seed:int=0)->Tensor: # (N,) the same labels in a seeded random order: class sizes kept, classes gone
     "A seeded permutation of the labels `y`: the size-matched null for ClassMem."
     return torch.as_tensor(y)[torch.randperm(len(y), generator=make_generator(seed))]
+
+def classmem_null(encoder:nn.Module,
+                  images, # (N,C,H,W) floats in [0, 1] or uint8, or `TensorData` (labels taken from `.y` if `labels` is None)
+                  labels=None, # (N,) int class labels
+                  n_shuffles:int=3, # shuffles to average over
+                  seed:int=0, # shuffle s uses `shuffled_labels(y, seed + s)`
+                  per_class:int|None=100, # the images `classmem` keeps (first `per_class` of each true class) are shuffled
+                  **kwargs, # passed on to `classmem` (layers, rest, negative, batch_size, protocol, ...)
+                 )->dict: # {layer: Tensor[U]}: the mean over shuffles of ClassMem with shuffled labels
+    "ClassMem of every unit with the labels shuffled, averaged over `n_shuffles` seeded shuffles: the size-matched null."
+    if isinstance(n_shuffles, bool) or not isinstance(n_shuffles, int) or n_shuffles < 1:
+        raise ValueError(f"n_shuffles={n_shuffles!r}: pass a positive int (the chapter uses 3).")
+    x = as_images(images); y = _class_labels(labels, images, len(x))
+    keep = first_per_class(y, per_class); x, y = x[keep], y[keep]               # the same images as `classmem` with true labels
+    runs = [classmem(encoder, x, shuffled_labels(y, seed + s), per_class=None, **kwargs) for s in range(n_shuffles)]
+    return {l: torch.stack([r[l] for r in runs]).mean(0) for l in runs[0]}
+
+# %% ../nbs/10_unitmem.ipynb #88905bf5
+def unitmem_top_vs_least(f:nn.Module, # encoder trained on the points
+                         g:nn.Module, # reference encoder that never saw them (same recipe and initialisation)
+                         images, # (N,C,H,W) floats in [0, 1] or uint8, or `TensorData`: the candidates
+                         top:Tensor, # indices of the Top points (e.g. `memloc.layermem.top_least`, ranked on other views)
+                         least:Tensor, # indices of the Least points
+                         **kwargs, # passed on to `unitmem` (layers, n_aug, rest, seed, protocol, ...)
+                        ): # DataFrame: layer, mean_{top,least}_{f,g}, p_f, p_g, f_minus_g_{diff,ci_low,ci_high}, p_f_minus_g_paired, *_holm
+    "Per layer: UnitMem over the Top and the Least points for f and for g, Top > Least for each, and f − g per unit (paired)."
+    import pandas as pd
+    from memloc.stats import ttest_greater, paired_summary, adjust_pvalues
+    x = as_images(images)
+    um = {(e, s): unitmem(enc, x[idx], **kwargs) for e, enc in (('f', f), ('g', g)) for s, idx in (('top', top), ('least', least))}
+    rows = []
+    for l in um[('f', 'top')]:
+        v = {k: r[l] for k, r in um.items()}
+        rows.append(dict(layer=l, **{f'mean_{s}_{e}': float(v[(e, s)].mean()) for e in 'fg' for s in ('top', 'least')},
+                         p_f=ttest_greater(v[('f', 'top')], v[('f', 'least')])[1], p_g=ttest_greater(v[('g', 'top')], v[('g', 'least')])[1],
+                         **paired_summary(v[('f', 'top')] - v[('f', 'least')], v[('g', 'top')] - v[('g', 'least')], prefix='f_minus_g_')))
+    df = pd.DataFrame(rows)
+    for c in ('p_f', 'p_g', 'p_f_minus_g_paired'): df[f'{c}_holm'] = adjust_pvalues(df[c].values, 'holm')
+    return df
