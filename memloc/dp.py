@@ -4,13 +4,14 @@
 
 # %% ../nbs/06a_dp.ipynb #ae948376
 from __future__ import annotations
-import functools, hashlib, math, warnings
+import copy, functools, hashlib, math, warnings
 import numpy as np
 import torch, torch.nn as nn
 from torch import Tensor
 import torchvision.models.resnet as tvr
+from torch.nn.utils import parametrize
 from .core import make_generator
-from .encoders import create_encoder
+from .encoders import create_encoder, vit_class
 from .ssl import SSLMethod
 from .train import Engine
 try:
@@ -111,15 +112,17 @@ def check_dp(encoder:nn.Module, method:SSLMethod):
     problems = _dp_problems(encoder, 'encoder') + _dp_problems(method, 'method')
     shared = {id(p) for p in encoder.parameters()} & {id(p) for p in method.parameters()}
     if shared: problems.append(f"method: holds {len(shared)} of the encoder's parameters, which would get two per-sample gradients")
+    if getattr(method, 'batch_crops', False): problems.append("method: runs an image's crops as rows of one batch (batch_crops=True)")
     if problems: raise ValueError(f"Opacus cannot train these modules with DP-SGD ({'; '.join(problems)}): {_FIX}.")
 
 def dp_compatible(encoder:nn.Module, method:SSLMethod,
                   groups:int|None=None, # GroupNorm groups; None: gcd(32, channels)
                  )->tuple[nn.Module, SSLMethod]:
-    "`encoder` and `method` (heads built) made DP-compatible in place: GroupNorm for BatchNorm, no in-place operations."
+    "`encoder` and `method` (heads built) made DP-compatible in place: GroupNorm for BatchNorm, no in-place operations, a row per image."
     out_of_place(replace_batchnorm(encoder, groups))
     method.setup(encoder)
     out_of_place(replace_batchnorm(method, groups))
+    if getattr(method, 'batch_crops', False): method.batch_crops = False      # DINO: one forward pass per crop
     check_dp(encoder, method)
     return encoder, method
 
@@ -128,21 +131,81 @@ def dp_encoder(name:str, # one of `memloc.encoders.ENCODERS`
     "A new encoder `name` (`create_encoder(name, **kw)`) in the DP-compatible form that DP-trained weights load into."
     return out_of_place(replace_batchnorm(create_encoder(name, **kw), groups))
 
+# %% ../nbs/06a_dp.ipynb #794bd1b9
+class _Call(nn.Module):
+    "`module.<name>(*args)` as a forward, for `torch.func.functional_call`."
+    def __init__(self, module:nn.Module, name:str): super().__init__(); self.m, self.name = module, name
+    def forward(self, *args): return getattr(self.m, self.name)(*args)
+
+class _Replay:
+    "Per-sample gradients of the parameters `module.<name>` uses, by replaying that call one sample at a time (functorch)."
+    def __init__(self, module:nn.Module, name:str, # 'forward', or the method that uses the parameters
+                 recurse:bool=True): # all of `module`'s parameters, or only its own
+        self.module, self.name, self.on = module, name, True
+        self.params = {k: p for k, p in module.named_parameters(recurse=recurse) if p.requires_grad}
+        self.call = _Call(copy.deepcopy(module).to('meta'), name)       # no hooks; the live weights come with each replay
+        for p in self.params.values(): p.grad_sample = None
+        setattr(module, name, functools.partial(self._record, getattr(module, name)))   # shadows the method
+
+    def _record(self, method, *args, **kw):
+        "Run `method`; in training, replay it in the backward pass from its inputs and its output's gradient."
+        if kw: raise TypeError(f"memloc replays {type(self.module).__name__}.{self.name} from positional inputs only; got {list(kw)}.")
+        out = method(*args)
+        if self.on and self.module.training and torch.is_grad_enabled() and out.requires_grad:
+            inputs = tuple(a.detach() for a in args)
+            out.register_hook(lambda g: self._accumulate(inputs, g))
+        return out
+
+    def _accumulate(self, inputs:tuple, g:Tensor): # g: (B, ...) gradient of the mean loss w.r.t. the call's output
+        "Add each sample's gradient, B times the gradient through its row (Opacus's scale for a mean loss), to `grad_sample`."
+        live = {f'm.{k}': t.detach() for k, t in (*self.module.named_parameters(), *self.module.named_buffers())}
+        def row_loss(own, *row):                                          # one sample's inputs, then its output gradient
+            out = torch.func.functional_call(self.call, {**live, **own}, tuple(t[None] for t in row[:-1]))
+            return (out * row[-1][None]).sum()
+        own = {f'm.{k}': p.detach() for k, p in self.params.items()}
+        grads = torch.func.vmap(torch.func.grad(row_loss), in_dims=(None, *[0] * (len(inputs) + 1)))(own, *inputs, g * len(g))
+        for k, p in self.params.items(): p.grad_sample = grads[f'm.{k}'] if p.grad_sample is None else p.grad_sample + grads[f'm.{k}']
+
+    def cleanup(self):
+        "Restore `module.<name>` and delete the per-sample gradients."
+        self.on = False
+        if _is_replay(vars(self.module).get(self.name)): delattr(self.module, self.name)
+        for p in self.params.values():
+            if hasattr(p, 'grad_sample'): del p.grad_sample
+
 # %% ../nbs/06a_dp.ipynb #9faa3cb8
+def _is_replay(v)->bool: return isinstance(v, functools.partial) and isinstance(getattr(v.func, '__self__', None), _Replay)
+
 def _clear_hooks(m:nn.Module):
-    "Remove the per-sample-gradient hooks and recorded inputs an earlier, interrupted DP run left on `m`."
-    for h in getattr(m, 'autograd_grad_sample_hooks', []): h.remove()
-    if hasattr(m, 'autograd_grad_sample_hooks'): del m.autograd_grad_sample_hooks
+    "Remove the per-sample-gradient hooks, recorded inputs and replays an earlier, interrupted DP run left in `m`."
     for sub in m.modules():
-        for k in ('activations', 'max_batch_len'):
-            if k in vars(sub): delattr(sub, k)
+        for h in getattr(sub, 'autograd_grad_sample_hooks', []): h.remove()
+        for k, v in list(vars(sub).items()):
+            if k in ('autograd_grad_sample_hooks', 'activations', 'max_batch_len') or _is_replay(v): delattr(sub, k)
+
+def _replayed(m:nn.Module)->str|None:
+    "What memloc replays for `m`: '_pos_embed' (a timm ViT's own parameters), 'forward' (all of `m`), or None (Opacus's rules)."
+    if vit_class() is not None and isinstance(m, vit_class()): return '_pos_embed'
+    own = any(p.requires_grad for p in m.parameters(recurse=False))
+    return 'forward' if parametrize.is_parametrized(m) or (own and type(m) not in GradSampleHooks.GRAD_SAMPLERS) else None
+
+def _hook_roots(m:nn.Module, opacus:list, replays:list):
+    "Sort the trainable parts of `m` into modules for Opacus's hooks (`opacus`) and `(module, method, recurse)` to replay."
+    if not any(p.requires_grad for p in m.parameters()): return
+    kind = _replayed(m)
+    if kind == 'forward': return replays.append((m, 'forward', True))
+    if kind is None and not any(_replayed(s) for s in m.modules()): return opacus.append(m)
+    if kind == '_pos_embed': replays.append((m, '_pos_embed', False))
+    for c in m.children(): _hook_roots(c, opacus, replays)
 
 def per_sample_hooks(*modules:nn.Module)->list:
-    "Opacus hooks on `modules` (in place) that give every trainable parameter a `grad_sample` in each backward pass."
+    "Hooks on `modules` (in place) that give every trainable parameter a `grad_sample` in each backward pass."
     # the first layer's input is an image, which needs no gradient: PyTorch's warning about it is expected
     warnings.filterwarnings('ignore', message='Full backward hook is firing when gradients are computed with respect to module outputs')
-    for m in modules: _clear_hooks(m)
-    return [GradSampleHooks(m, loss_reduction='mean') for m in modules]
+    opacus, replays = [], []
+    for m in modules: _clear_hooks(m); _hook_roots(m, opacus, replays)
+    replays = [_Replay(*r) for r in replays]                    # first: their copies must not carry Opacus's hooks
+    return replays + [GradSampleHooks(m, loss_reduction='mean') for m in opacus]
 
 def remove_hooks(hooks:list):
     "Detach the hooks of `per_sample_hooks` and delete what they left on the parameters."
@@ -195,26 +258,33 @@ def privacy_spent(history:list, # (noise_multiplier, sample_rate, steps) tuples,
 
 # %% ../nbs/06a_dp.ipynb #a538f96a
 class _EmptyBatchSafe(nn.Module):
-    "`method` for DP steps: an empty Poisson batch gives a zero loss without a forward pass."
-    def __init__(self, method:SSLMethod): super().__init__(); self.method = method
+    "`method` for DP steps: tells `opt` the batch's size; an empty Poisson batch gives a zero loss without a forward pass."
+    def __init__(self, method:SSLMethod, opt): super().__init__(); self.method, self.opt = method, opt
     @property
     def name(self)->str: return self.method.name
     def loss(self, encoder, x:Tensor, y:Tensor|None=None, generator=None)->Tensor:
+        self.opt.n_images = len(x)
         if len(x): return self.method.loss(encoder, x, y, generator)
         return torch.zeros((), device=x.device, requires_grad=True)
     def on_step(self, step:int, total_steps:int): self.method.on_step(step, total_steps)
 
+_ROWS = ("per-sample gradients take row i of every forward pass for image i, so a forward pass that runs several views of "
+         "each image as one batch (as DINO's multi-crop does) gives one row per view, and clipping rows would not bound an "
+         "image's influence. Run one forward pass per view (dp_compatible sets DINO's batch_crops = False).")
+
 class _DPOptimizer(DPOptimizer):
-    "Opacus's `DPOptimizer`; a parameter that got no gradient this step (unused, or an empty batch) gets zero per-sample gradients."
-    names = {}                                    # id(parameter) -> name, for errors
+    "Opacus's `DPOptimizer`; checks one per-sample gradient per image, and gives a parameter that got no gradient zero ones."
+    names, n_images = {}, 0                       # id(parameter) -> name, for errors; images in this step's batch
     def pre_step(self, closure=None):
-        b = next((len(p.grad_sample) for p in self.params if isinstance(p.grad_sample, Tensor)), 0)
         for p in self.params:
+            name = self.names.get(id(p), 'A parameter')
+            if isinstance(p.grad_sample, Tensor) and len(p.grad_sample) != self.n_images: raise RuntimeError(
+                f"{name} got per-sample gradients for {len(p.grad_sample)} rows, but the batch has {self.n_images} images: {_ROWS}")
             if p.grad_sample is not None: continue
             if p.grad is not None: raise RuntimeError(
-                f"{self.names.get(id(p), 'A parameter')} got a gradient but no per-sample gradient: its module ran outside "
-                "Opacus's hooks (called through another method than its forward, or in eval mode), so DP-SGD cannot clip it.")
-            p.grad_sample = p.new_zeros((b, *p.shape))
+                f"{name} got a gradient but no per-sample gradient: its module ran outside the hooks (called through "
+                "another method than its forward, or in eval mode), so DP-SGD cannot clip it.")
+            p.grad_sample = p.new_zeros((self.n_images, *p.shape))
         return super().pre_step(closure)
 
 # %% ../nbs/06a_dp.ipynb #f9c68d19
@@ -260,7 +330,7 @@ class DPEngine(Engine):
         self.opt = _DPOptimizer(opt, noise_multiplier=self.noise_multiplier, max_grad_norm=self.max_grad_norm,
                                 expected_batch_size=n / spe)
         self.opt.names = {id(p): f'{role}.{k}' for role, m in (('encoder', encoder), ('method', method)) for k, p in m.named_parameters()}
-        return encoder, _EmptyBatchSafe(method), self.opt
+        return encoder, _EmptyBatchSafe(method, self.opt), self.opt
 
     def batches(self, n:int, batch_size:int, generator)->list[Tensor]:
         return poisson_batches(n, self.sample_rate, self.steps_per_epoch(n, batch_size), generator)

@@ -171,8 +171,10 @@ class DINOHead(nn.Module):
 # %% ../nbs/05_ssl.ipynb #52388573
 def multicrop_forward(net, # module or function: images -> (n, K)
                       crops:list[Tensor], # (B, C, side, side) each
+                      batch:bool=True, # run consecutive crops of one shape as one batch; False: every crop alone
                      )->list[Tensor]: # (B, K) per crop
-    "`net` on every crop, running consecutive crops of one shape as one batch."
+    "`net` on every crop, running consecutive crops of one shape as one batch (or, with `batch=False`, each alone)."
+    if not batch: return [net(c) for c in crops]
     out, i = [], 0
     while i < len(crops):
         j = i + 1
@@ -213,6 +215,7 @@ class DINO(SSLMethod):
         self.student_temp, self.teacher_temp, self.warmup_teacher_temp = student_temp, teacher_temp, warmup_teacher_temp
         self.teacher_temp_warmup, self.center_momentum, self.momentum = teacher_temp_warmup, center_momentum, momentum
         self.aug, self.head, self.teacher, self._student = aug if aug is not None else MultiCropAug(), None, None, []
+        self.batch_crops = True                  # crops of one side in one forward (DINO's); False: one per crop (for DP)
         self.register_buffer('center', torch.zeros(1, out_dim))
         first = warmup_teacher_temp if teacher_temp_warmup > 0 else teacher_temp         # the temperature of step 0
         self.register_buffer('teacher_temp_now', torch.tensor(first, dtype=torch.float64))
@@ -226,8 +229,8 @@ class DINO(SSLMethod):
 
     def loss(self, encoder, x, y=None, generator=None):
         crops = self.aug(x, generator, local_size=dino_local_size(self.teacher[0], min(x.shape[-2:])))
-        student = multicrop_forward(lambda v: self.head(encoder(v)), crops)
-        with torch.no_grad(): teacher = multicrop_forward(self.teacher, crops[:2])
+        student = multicrop_forward(lambda v: self.head(encoder(v)), crops, self.batch_crops)
+        with torch.no_grad(): teacher = multicrop_forward(self.teacher, crops[:2], self.batch_crops)
         loss = dino_loss(student, teacher, self.center, self.student_temp, float(self.teacher_temp_now))
         self.update_center(torch.cat(teacher))
         return loss
