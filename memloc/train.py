@@ -22,7 +22,8 @@ __all__ = ['LOOP_VERSION', 'OPTIMIZERS', 'SCHEDULES', 'epoch_generator', 'batche
            'pair_config', 'pair_dir', 'train_pair', 'load_pair', 'load_snapshots']
 
 # %% ../nbs/06_train.ipynb #d41c6306
-LOOP_VERSION = 2   # part of every run's config and cache key: bump it whenever `train` would give other weights for one config
+LOOP_VERSION = 3   # part of every run's config and cache key: bump it whenever `train` would give other weights for one config
+                  # (2: every point once per epoch; 3: convolutions train in channels_last, other float rounding)
                    # (1: the last short batch of an epoch was dropped; 2: every point once per epoch)
 
 def epoch_generator(seed:int, epoch:int)->torch.Generator:
@@ -55,10 +56,12 @@ def make_schedule(opt, schedule:str|None, total_steps:int, warmup_steps:int=0)->
 
 # %% ../nbs/06_train.ipynb #83993b22
 class Engine:
-    "How `train` takes its steps: one process, the modules as they are, every point once per epoch."
+    "How `train` takes its steps: one process, convolution weights in channels_last, every point once per epoch."
     name = 'plain'
+    channels_last = True     # 1.25x faster training on a CPU than the default layout (bench/train.py); same values
     def prepare(self, encoder:nn.Module, method:SSLMethod, opt, n:int, batch_size:int, epochs:int):
         "Return the `(encoder, method, opt)` the steps use (wrapped, e.g. for per-sample gradients or DDP)."
+        if self.channels_last: encoder.to(memory_format=torch.channels_last)    # in place: the optimiser keeps its parameters
         return encoder, method, opt
     def batches(self, n:int, batch_size:int, generator)->list[Tensor]: return batches(n, batch_size, generator)
     def steps_per_epoch(self, n:int, batch_size:int)->int: return -(-n // batch_size)
