@@ -318,8 +318,9 @@ class UnitActivation(SSLMethod):
                  aug=None): # batch -> batch augmentation; default `simclr_aug` at the image size
         super().__init__(); self.layer, self.unit, self.pre, self.aug = layer, unit, pre, aug
     def loss(self, encoder, x, y=None, generator=None):
-        at = _preact(encoder, self.layer) if self.pre else [self.layer]        # cloned: a torchvision block adds in place
-        with capture(encoder, at) as acts: encoder((self.aug or simclr_aug(x.shape[-1]))(x, generator))
+        at = _preact(encoder, self.layer) if self.pre else [self.layer]
+        with capture(encoder, at, clone=len(at) > 1) as acts:     # BN + shortcut: copied, a torchvision block adds in place
+            encoder((self.aug or simclr_aug(x.shape[-1]))(x, generator))
         return -sum(unit_reduce(acts[a]) for a in at)[:, self.unit].mean()
     def config(self): return dict(name=self.name, layer=self.layer, unit=self.unit, pre=self.pre, aug=jsonable(self.aug))
 

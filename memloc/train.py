@@ -23,8 +23,8 @@ __all__ = ['LOOP_VERSION', 'OPTIMIZERS', 'SCHEDULES', 'epoch_generator', 'batche
 
 # %% ../nbs/06_train.ipynb #d41c6306
 LOOP_VERSION = 3   # part of every run's config and cache key: bump it whenever `train` would give other weights for one config
-                  # (2: every point once per epoch; 3: convolutions train in channels_last, other float rounding)
-                   # (1: the last short batch of an epoch was dropped; 2: every point once per epoch)
+                   # (1: the last short batch of an epoch was dropped; 2: every point once per epoch;
+                   #  3: convolutions train in channels_last, other float rounding)
 
 def epoch_generator(seed:int, epoch:int)->torch.Generator:
     "The generator for every random draw of `epoch`: depends only on `(seed, epoch)`."
