@@ -19,7 +19,7 @@ from .stats import ttest_greater, ttest_paired_greater
 
 # %% auto #0
 __all__ = ['CHAPTER', 'FAMILIES', 'FAMILY_METHODS', 'FRAMEWORK_PRESETS', 'framework_runs', 'describe_kw', 'framework_recipe',
-           'layer_labels', 'measure_framework', 'framework_table', 'point_deltas', 'sublayer_contrast',
+           'layer_labels', 'measure_framework', 'framework_table', 'point_deltas', 'sublayer_contrast', 'depth_trend',
            'vit_unit_layers', 'profile_agreement', 'point_agreement']
 
 # %% ../nbs/14_frameworks.ipynb #3fffdb5f
@@ -147,7 +147,7 @@ def measure_framework(f:nn.Module, g:nn.Module, # the trained pair
                       top:int=50, # size of Top / Least
                       n_random:int|None=100, # LayerMem over this many random points of each set
                       seed:int=0, protocol:str='paper')->dict:
-    "The LayerMem chapter's measurements of one pair: `by_set`, `layermem` per set, per-point output scores per set and view."
+    "The LayerMem chapter's measurements of one pair: `by_set` (and its per-point `scores`, `index`), `layermem` per set, per-point output scores per set and view."
     names = list(sets); xs = [getattr(sets[k], 'x', sets[k]) for k in names]
     at, i = {}, 0
     for k, x in zip(names, xs): at[k] = torch.arange(i, i + len(x)); i += len(x)
@@ -157,11 +157,12 @@ def measure_framework(f:nn.Module, g:nn.Module, # the trained pair
     views = {v: alignment([f, g], torch.cat(xs), scored, seed=s, **kw) for v, s in (('A', seed), ('B', independent_seed(seed)))}
     norm = protocol_settings(protocol, norm='range')['norm']
     shown = list(dict.fromkeys(layers + [out]))
-    by_set = sslmem_by_set({l: normalise_scores(views['A'][1][l] - views['A'][0][l], norm) for l in shown}, at)
+    scores = {l: normalise_scores(views['A'][1][l] - views['A'][0][l], norm) for l in shown}   # over all sets together
+    by_set = sslmem_by_set(scores, at)
     lm = {k: layermem(f, g, sets[k], top=top, n_random=n_random, seed=seed, alignments=_part(views['A'], at[k]),
                       rank_alignments=_part(views['B'], at[k]), **kw) for k in ('candidates', 'extra')}
     raw = {(k, v): (views[v][1][out] - views[v][0][out])[at[k]] for k in ('candidates', 'extra') for v in 'AB'}
-    return dict(layers=layers, output=out, by_set=by_set, layermem=lm, out_scores=raw)
+    return dict(layers=layers, output=out, by_set=by_set, scores=scores, index=at, layermem=lm, out_scores=raw)
 
 # %% ../nbs/14_frameworks.ipynb #1f7123e5
 _COLS = ('layermem', 'delta_layermem', 'layermem_top', 'delta_layermem_top', 'layermem_least')
@@ -200,6 +201,23 @@ def sublayer_contrast(res:LayerMemResult)->dict:
     p_blocks = ttest_paired_greater(bm, ba)[1] if len(blocks) > 1 else float('nan')
     return dict(blocks=len(blocks), dlm_mlp=float(bm.mean()), dlm_attn=float(ba.mean()), mlp_minus_attn=float((bm - ba).mean()),
                 p_blocks=p_blocks, p_points=ttest_paired_greater(M, A)[1], excess=(M - A).float())
+
+# %% ../nbs/14_frameworks.ipynb #8b3d7261
+def depth_trend(scores:dict, # {layer: (N,) SSLMem normalised over all sets together}, in forward order
+                index:dict, # {'candidates': idx, 'extra': idx} into the N points
+               )->dict: # layers, rho_gap, p_rho_gap, slope_candidates, slope_extra, slope_diff, p_slope
+    "Does memorization grow with depth: ρ of the candidates − held-out gap with position, and per-point slopes, candidates vs held-out."
+    from memloc.stats import spearman_greater
+    if len(scores) < 3: raise ValueError(f"depth_trend needs at least 3 layers, got {len(scores)}.")
+    s = torch.stack([torch.as_tensor(v).double() for v in scores.values()])          # (L, N)
+    pos = torch.arange(len(s), dtype=torch.float64); pc = pos - pos.mean()
+    slope = (pc[:, None] * s).sum(0) / (pc ** 2).sum()                                # per point, least squares
+    c, e = (torch.as_tensor(index[k]) for k in ('candidates', 'extra'))
+    gap = s[:, c].mean(1) - s[:, e].mean(1)
+    rho, p = spearman_greater(pos, gap)
+    return dict(layers=len(s), rho_gap=rho, p_rho_gap=p, slope_candidates=float(slope[c].mean()), slope_extra=float(slope[e].mean()),
+                slope_diff=float(slope[c].mean() - slope[e].mean()), p_slope=ttest_greater(slope[c], slope[e])[1])
+
 
 # %% ../nbs/14_frameworks.ipynb #78c87a45
 def vit_unit_layers(encoder:nn.Module)->dict:

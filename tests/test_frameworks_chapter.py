@@ -8,7 +8,7 @@ from memloc.reproduce import aggregate_table
 
 NB = '14_frameworks.ipynb'
 TABLES = ['framework_recipes', 'framework_sslmem_by_set', 'framework_layermem', 'vit_sublayers', 'vit_unitmem',
-          'vit_unitmem_kinds', 'framework_profiles', 'framework_overlap']
+          'vit_unitmem_kinds', 'framework_profiles', 'framework_overlap', 'framework_depth']
 RUNS = [('resnet', 'resnet9', m) for m in ('simclr', 'simsiam', 'dino')] + [('vit', 'vit_tiny', m) for m in ('simclr', 'dino', 'mae')]
 
 def papermill(out, *params, yaml=(), timeout=900):
@@ -61,6 +61,15 @@ def _check_layermem(out):
         assert d.label.tolist()[-1] == 'output' and d.layer.tolist()[-1] == ('res2' if fam == 'resnet' else 'net')
         assert d.layer.tolist()[:-1] == lm[(lm.arch == arch) & (lm.method == m)].layer.tolist()
 
+def _check_depth(out):
+    dt, bs = pd.read_csv(out/'framework_depth.csv'), pd.read_csv(out/'framework_sslmem_by_set.csv')
+    assert list(zip(dt.family, dt.arch, dt.method)) == RUNS and dt.layers.tolist() == [8] * 3 + [4] * 3
+    for r in dt.itertuples():                                                # ρ of the per-layer gap of the by-set table with depth
+        gap = bs[(bs.arch == r.arch) & (bs.method == r.method) & (bs.label != 'output')].candidates_minus_extra.values
+        np.testing.assert_allclose(r.rho_gap, stats.spearmanr(np.arange(len(gap)), gap).statistic, atol=1e-9)
+    np.testing.assert_allclose(dt.slope_diff, dt.slope_candidates - dt.slope_extra, atol=1e-9)
+    assert dt.filter(regex='^p_').stack().between(0, 1).all()
+
 def _check_vit(out):
     lm = pd.read_csv(out/'framework_layermem.csv')
     sub = pd.read_csv(out/'vit_sublayers.csv')
@@ -103,7 +112,7 @@ def test_frameworks_chapter_smoke(runs):
     out = runs/'out'
     r = papermill(runs/NB, 'preset', 'smoke', 'seed', 1, 'out_dir', out)
     assert r.returncode == 0, _error(r)
-    _check_tables(out); _check_recipes(out); _check_layermem(out); _check_vit(out); _check_consistency(out)
+    _check_tables(out); _check_recipes(out); _check_layermem(out); _check_vit(out); _check_consistency(out); _check_depth(out)
     rec = json.loads((out/'14_frameworks.run.json').read_text())['config']
     assert rec['chapter'] == '14_frameworks' and rec['parameters']['vit_methods'] == ['simclr', 'dino', 'mae']
     pairs = sorted((runs/'runs'/'pairs').glob('*/f.pt')); stamp = [p.stat().st_mtime_ns for p in pairs]
@@ -121,3 +130,10 @@ def test_frameworks_chapter_smoke(runs):
 def test_bad_framework_parameters(runs, params, yaml, message):
     r = papermill(runs/'bad.ipynb', 'preset', 'smoke', *params, yaml=yaml)
     assert r.returncode != 0 and message in (r.stdout + r.stderr), _error(r)
+
+def test_recipe_search_rejects_unknown_names(runs):
+    "The recipe search (14a) names the searches a preset has when asked for one it lacks."
+    cmd = [sys.executable, '-m', 'papermill', '-k', 'python3', str(ROOT/'nbs'/'14a_recipes.ipynb'), str(runs/'bad14a.ipynb'),
+           '-p', 'preset', 'smoke', '-y', 'searches: [vit-dino]']
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    assert r.returncode != 0 and "Unknown searches ['vit-dino']: choose from resnet-simclr, vit-simclr" in r.stdout + r.stderr, _error(r)
