@@ -48,11 +48,11 @@ FRAMEWORK_PRESETS = {
         ('vit', 'mae'): dict(**_adamw(1e-3, 0.05, 1), method_kw=dict(decoder_dim=16, decoder_depth=1, decoder_heads=2))}),
     'quick': dict(resnet_arch='resnet9', vit_arch='vit_tiny', vit_dim=128, vit_depth=4, vit_heads=2, recipes={
         ('resnet', 'simclr'): {},
-        ('resnet', 'simsiam'): {},
+        ('resnet', 'simsiam'): dict(optimizer='sgd', lr=0.03, weight_decay=5e-4, schedule='cosine', batch_size=64),   # 14a_recipes
         ('resnet', 'dino'): dict(**_adamw(5e-4, 0.04, 10), batch_size=64,
                                  method_kw=dict(out_dim=4096, hidden_dim=512, bottleneck_dim=128, n_local=4)),
-        ('vit', 'simclr'): dict(**_adamw(5e-4, 0.05, 10, None), batch_size=64),
-        ('vit', 'dino'): dict(**_adamw(5e-4, 0.04, 10), batch_size=64,
+        ('vit', 'simclr'): dict(**_adamw(5e-4, 0.05, 10, None), batch_size=64, epochs=80),          # 14a_recipes
+        ('vit', 'dino'): dict(**_adamw(5e-4, 0.04, 10), batch_size=64, epochs=60,                   # the budget: ~25 min per pair
                               method_kw=dict(out_dim=4096, hidden_dim=512, bottleneck_dim=128, n_local=4)),
         ('vit', 'mae'): dict(**_adamw(1e-3, 0.05, 10, None), batch_size=64, epochs=400,
                              method_kw=dict(decoder_dim=64, decoder_depth=2, decoder_heads=2))}),

@@ -16,7 +16,7 @@ from .train import Pair, load_snapshots
 from .frameworks import CHAPTER as FRAMEWORKS_CHAPTER, framework_recipe, describe_kw
 
 # %% auto #0
-__all__ = ['CHAPTER', 'SEARCHES', 'prefix_exact', 'snapshot_signal', 'pair_wall_s', 'search_recipe']
+__all__ = ['CHAPTER', 'SEARCHES', 'prefix_exact', 'snapshot_signal', 'pair_wall_s', 'search_recipe', 'is_chapter_recipe']
 
 # %% ../nbs/14a_recipes.ipynb #d97b71af
 CHAPTER = '14a_recipes'
@@ -54,6 +54,8 @@ def pair_wall_s(pair:Pair)->float:
     except (FileNotFoundError, KeyError, ValueError): return float('nan')
 
 # %% ../nbs/14a_recipes.ipynb #f99ad0cf
+_adam = dict(optimizer='adam', lr=1e-3, weight_decay=1e-6, schedule=None)   # the SimCLR recipe of chapters 09 / 10
+
 SEARCHES = {
     'smoke': {
         'resnet-simclr': dict(family='resnet', method='simclr', every=1),
@@ -61,12 +63,14 @@ SEARCHES = {
     },
     'quick': {
         'resnet-simclr': dict(family='resnet', method='simclr', every=25),
-        'resnet-simsiam-b256': dict(family='resnet', method='simsiam', batch_size=256, every=25),
-        'resnet-simsiam-b64': dict(family='resnet', method='simsiam', batch_size=64, every=50),
-        'resnet-simsiam-sgd': dict(family='resnet', method='simsiam', batch_size=64, optimizer='sgd', lr=0.03, weight_decay=5e-4, schedule='cosine'),
+        'resnet-simsiam-b256': dict(family='resnet', method='simsiam', **_adam, batch_size=256, every=25),
+        'resnet-simsiam-b64': dict(family='resnet', method='simsiam', **_adam, batch_size=64, every=50),
+        'resnet-simsiam-sgd': dict(family='resnet', method='simsiam', optimizer='sgd', lr=0.03, weight_decay=5e-4, schedule='cosine', batch_size=64),
         'resnet-dino': dict(family='resnet', method='dino'),
         'vit-simclr': dict(family='vit', method='simclr', epochs=80, every=10),
+        'vit-simclr-b32': dict(family='vit', method='simclr', lr=1e-3, batch_size=32, epochs=100, every=20),
         'vit-mae': dict(family='vit', method='mae', every=50),
+        'vit-dino': dict(family='vit', method='dino'),
     },
 }
 
@@ -77,3 +81,10 @@ def search_recipe(cfg:dict, # a config of this notebook
     rec = dict(framework_recipe(cfg, fam, m, img_size=img_size), **s)
     rec['snapshot_epochs'] = tuple(range(every, rec['epochs'], every)) if every else ()
     return rec
+
+def _comparable(rec:dict)->dict: return {k: describe_kw(v) if k.endswith('_kw') else v for k, v in rec.items() if k != 'snapshot_epochs'}
+
+def is_chapter_recipe(cfg:dict, name:str, img_size:int=32)->bool:
+    "Whether search `name` trains the pair the frameworks chapter trains under `cfg`'s preset (snapshots aside)."
+    s = SEARCHES[cfg['preset']][name]
+    return _comparable(search_recipe(cfg, name, img_size)) == _comparable(framework_recipe(cfg, s['family'], s['method'], img_size))
