@@ -8,7 +8,7 @@ import datetime, json
 import pandas as pd
 import torch
 from .experiment import CHAPTER_PARAMETERS
-from .encoders import create_encoder, output_layer
+from .encoders import output_layer
 from .sslmem import alignment, normalise_scores
 from .passes import protocol_settings
 from .layermem import sslmem_by_set
