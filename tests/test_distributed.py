@@ -11,7 +11,7 @@ def _bin(tmp: Path) -> Path:
     "A folder with `memloc-train` on it: the installed console script, or the same entry point if not installed."
     d = tmp/'bin'; d.mkdir(exist_ok=True)
     if not shutil.which('memloc-train'):
-        (d/'memloc-train').write_text(f"#!{sys.executable}\nimport sys\nfrom memloc.distributed import main\n"
+        (d/'memloc-train').write_text(f"#!{sys.executable}\nimport sys\nfrom memloc.chapters.train_cli import train_main as main\n"
                                       "if __name__ == '__main__': sys.exit(main())\n")
         (d/'memloc-train').chmod(0o755)
     return d
@@ -46,7 +46,7 @@ def trained(tmp_path_factory):
 
 def _smoke(runs, monkeypatch):
     monkeypatch.setenv('MEMLOC_RUNS', str(runs))
-    from memloc.experiment import resolve_config, experiment_data, experiment_split
+    from memloc.chapters.config import resolve_config, experiment_data, experiment_split
     cfg = resolve_config(dict(preset='smoke', epochs=EPOCHS))
     data, _ = experiment_data(cfg)
     return cfg, data, experiment_split(cfg, data)
@@ -62,7 +62,7 @@ def test_ddp_pair_is_identical_on_both_processes(trained):
 
 def test_a_chapter_reuses_the_ddp_pair(trained, monkeypatch):
     runs, _ = trained
-    from memloc.experiment import experiment_pair
+    from memloc.chapters.config import experiment_pair
     cfg, data, split = _smoke(runs, monkeypatch)
     (d,) = (runs/'pairs').iterdir()
     mtimes = {n: (d/f'{n}.pt').stat().st_mtime_ns for n in 'fg'}

@@ -4,7 +4,7 @@ import numpy as np, pandas as pd
 import pytest
 from scipy import stats
 from conftest import ROOT
-from memloc.reproduce import aggregate_table
+from memloc.chapters.reproduce import aggregate_table
 
 NB = '14_frameworks.ipynb'
 TABLES = ['framework_recipes', 'framework_sslmem_by_set', 'framework_layermem', 'vit_sublayers', 'vit_unitmem',
@@ -132,8 +132,8 @@ def test_bad_framework_parameters(runs, params, yaml, message):
     assert r.returncode != 0 and message in (r.stdout + r.stderr), _error(r)
 
 def test_recipe_search_rejects_unknown_names(runs):
-    "The recipe search (14a) names the searches a preset has when asked for one it lacks."
-    cmd = [sys.executable, '-m', 'papermill', '-k', 'python3', str(ROOT/'nbs'/'14a_recipes.ipynb'), str(runs/'bad14a.ipynb'),
+    "The recipe search (13_recipes) names the searches a preset has when asked for one it lacks."
+    cmd = [sys.executable, '-m', 'papermill', '-k', 'python3', str(ROOT/'nbs'/'13_recipes.ipynb'), str(runs/'bad14a.ipynb'),
            '-p', 'preset', 'smoke', '-y', 'searches: [vit-dino]']
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, 'OMP_NUM_THREADS': '1'})
     assert r.returncode != 0 and "Unknown searches ['vit-dino']: choose from resnet-simclr, vit-simclr" in r.stdout + r.stderr, _error(r)

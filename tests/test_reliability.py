@@ -13,7 +13,7 @@ from memloc.train import train, train_pair, pair_dir
 from memloc.sslmem import alignment, sslmem
 from memloc.layermem import layermem
 from memloc.unitmem import unitmem, classmem
-from memloc.experiment import resolve_config, default_out_dir
+from memloc.chapters.config import resolve_config, default_out_dir
 from memloc.testing import tiny_pair, tiny_encoder
 
 TINY = dict(epochs=1, batch_size=16, encoder_kw=dict(width=0.125), method_kw=dict(proj_dim=16, hidden_dim=32),
@@ -54,7 +54,7 @@ def test_every_result_changing_setting_changes_the_output_folder():
     assert len({base, *others}) == 1 + len(others), others
 
 def test_aggregate_refuses_runs_of_different_settings(tmp_path):
-    from memloc.reproduce import check_runs
+    from memloc.chapters.reproduce import check_runs
     dirs = {}
     for s, proto in ((0, 'paper'), (1, 'official')):                             # seed 1 was run with another protocol
         d = tmp_path/f'seed{s}'; d.mkdir(); dirs[s] = d
@@ -137,13 +137,13 @@ def test_layer_that_never_runs_with_an_explicit_batch_size():
         with pytest.raises(ValueError, match=r"Layers \['unused'\] did not run in the forward pass of Skips"): call()
 
 def test_corrupt_run_record_names_the_file(tmp_path):
-    from memloc.reproduce import read_run_record
+    from memloc.chapters.reproduce import read_run_record
     p = tmp_path/'10_unitmem.run.json'; p.write_text('{"config": ')
     with pytest.raises(ValueError, match=f'{p} cannot be read.*Delete it'): read_run_record(p)
 
 def test_reproduce_outside_the_repository(tmp_path, monkeypatch):
     from memloc import reproduce
-    r = subprocess.run([sys.executable, '-c', 'from memloc.reproduce import chapters_dir; print(chapters_dir())'],
+    r = subprocess.run([sys.executable, '-c', 'from memloc.chapters.reproduce import chapters_dir; print(chapters_dir())'],
                        cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == str(ROOT/'nbs'), r.stderr      # found from the installed package
     monkeypatch.setattr(reproduce, 'repo_root', lambda: None)                          # a copy without the notebooks

@@ -2,7 +2,7 @@
 slice aggregates) and `--submit n` through submitit's local executor, against one serial `memloc-reproduce`."""
 import pandas as pd
 import pytest
-from memloc.reproduce import reproduce, main, submit
+from memloc.chapters.reproduce import reproduce, reproduce_main, submit
 
 GRID = dict(preset='smoke', datasets=None, seeds=[0, 1], chapters=['09_layermem'])
 
@@ -21,7 +21,7 @@ def _same_tables(a, b):
     assert ca == cb and len(ca) > 5, (ca, cb)
     for p in ca: pd.testing.assert_frame_equal(pd.read_csv(a/p), pd.read_csv(b/p), check_exact=True, obj=str(p))
 
-def _cli(root, *extra): main(['--preset', 'smoke', '--seeds', '0', '1', '--chapters', '09_layermem', '--root', str(root), *extra])
+def _cli(root, *extra): reproduce_main(['--preset', 'smoke', '--seeds', '0', '1', '--chapters', '09_layermem', '--root', str(root), *extra])
 
 def test_shards_by_hand_then_the_last_aggregates(serial, monkeypatch, capsys):
     monkeypatch.setenv('MEMLOC_RUNS', str(serial/'runs'))
