@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
+from .core import to_float
 
 # %% auto #0
 __all__ = ['crop_boxes', 'crop_theta', 'axis_grid', 'resized_crop', 'to_gray', 'grayscale', 'adjust_brightness',
@@ -207,7 +208,7 @@ def _as_images(x)->Tensor:
     if not isinstance(x, Tensor) or x.ndim != 4:
         raise ValueError(f"expected a batch of images, a tensor of shape (B, C, H, W); got "
                          f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}. Add a batch dimension with x[None].")
-    if x.dtype == torch.uint8: return x.float() / 255
+    if x.dtype == torch.uint8: return to_float(x)
     if not x.is_floating_point(): raise ValueError(f"expected float images in [0, 1] or uint8 images, got dtype {x.dtype}.")
     if x.numel():
         lo, hi = torch.aminmax(x)

@@ -8,12 +8,13 @@ import os, re, sys, json, hashlib, random, subprocess, time, tempfile, platform,
 from pathlib import Path
 from contextlib import contextmanager
 import numpy as np, torch
+from torch import nn, Tensor
 
 # %% auto #0
 __all__ = ['set_seed', 'make_generator', 'default_device', 'in_test', 'test_threads', 'data_dir', 'runs_dir', 'repo_root',
            'figures_dir', 'atomic_path', 'atomic_save', 'atomic_write_text', 'clean_tmp', 'CorruptedFileError',
            'UnsafeFileError', 'safe_load', 'git_commit', 'jsonable', 'provenance', 'config_hash', 'RunCache',
-           'progress_mode', 'progress']
+           'progress_mode', 'progress', 'as_images', 'to_float', 'encoder_device']
 
 # %% ../nbs/lib/00_core.ipynb #42abeeea
 def set_seed(seed:int, # seed for `random`, NumPy and torch (all devices)
@@ -227,3 +228,32 @@ def progress(iterable=None, total=None, desc:str='', disable:bool=False, **kw):
         return tqdm(iterable, total=total, desc=desc, file=sys.__stderr__, mininterval=5, ascii=True, **kw)
     from tqdm.auto import tqdm
     return tqdm(iterable, total=total, desc=desc, disable=mode == 'none', **kw)
+
+# %% ../nbs/lib/00_core.ipynb #7ef6b7dc
+def as_images(images, # Tensor (N,C,H,W) of floats in [0, 1] or uint8, or an object with `.x` (e.g. `TensorData`)
+             )->Tensor: # the same tensor, validated (uint8 stays uint8)
+    "Validate a batch of images for the metrics: rank 4, not empty, finite, floats in [0, 1] or uint8."
+    x = getattr(images, 'x', images)
+    if not isinstance(x, Tensor): x = torch.as_tensor(x)
+    if x.ndim != 4: raise ValueError(f"images must be a batch (N, C, H, W), not shape {tuple(x.shape)}"
+                                     + (" (use x[None] for one image)" if x.ndim == 3 else "") + ".")
+    if len(x) == 0: raise ValueError("images is empty: the metrics need at least one image.")
+    if x.dtype == torch.uint8: return x
+    if not x.is_floating_point(): raise ValueError(f"images must be uint8 or floats in [0, 1], not {x.dtype}.")
+    if not torch.isfinite(x).all(): raise ValueError(f"images hold {(~torch.isfinite(x)).sum().item()} non-finite values (NaN/inf).")
+    lo, hi = x.min().item(), x.max().item()
+    if lo < -1e-4 or hi > 1 + 1e-4: raise ValueError(f"images must be floats in [0, 1] (or uint8), not in [{lo:.3g}, {hi:.3g}]: "
+                                                     "pass unnormalised images, the encoder normalises them itself.")
+    return x
+
+def to_float(xb:Tensor, # a batch of uint8 or float images
+             device=None, # where to put it; None: where it is
+            )->Tensor: # float32 in [0, 1]
+    "A batch as float32 in [0, 1] on `device` (uint8 scaled by 1/255)."
+    xb = xb.to(device) if device is not None else xb
+    return xb.float().div_(255) if xb.dtype == torch.uint8 else xb.float()
+
+def encoder_device(encoder:nn.Module)->tuple[torch.device, torch.dtype]:
+    "Device and floating dtype of `encoder`'s first parameter (or buffer); CPU float32 if it has none."
+    t = next((t for t in [*encoder.parameters(), *encoder.buffers()] if t.is_floating_point()), None)
+    return (t.device, t.dtype) if t is not None else (torch.device('cpu'), torch.float32)

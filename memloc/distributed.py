@@ -11,7 +11,8 @@ import torch, torch.nn as nn, torch.distributed as dist
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from .core import default_device
-from .passes import shard_info, shard_objects, encoder_device, point_seed
+from .passes import shard_info, shard_objects, point_seed
+from .core import encoder_device
 from .train import Engine, batches
 
 

@@ -10,7 +10,7 @@ import torch, torch.nn as nn
 from torch import Tensor
 import torchvision.models.resnet as tvr
 from torch.nn.utils import parametrize
-from .core import make_generator
+from .core import make_generator, encoder_device
 from .encoders import create_encoder, vit_class
 from .ssl import SSLMethod
 from .train import Engine
@@ -52,9 +52,6 @@ def privacy_guarantee(method:str|SSLMethod)->dict:
                 "per-image terms; add it to memloc.dp.DECOMPOSABLE once that is argued")
 
 # %% ../nbs/lib/10_dp.ipynb #910a48c3
-def _device(m:nn.Module)->torch.device:
-    return next((t.device for t in (*m.parameters(), *m.buffers())), torch.device('cpu'))
-
 def replace_batchnorm(module:nn.Module,
                       groups:int|None=None, # groups of every GroupNorm; None: gcd(32, C) on feature maps, 1 on vectors
                      )->nn.Module:
@@ -63,7 +60,7 @@ def replace_batchnorm(module:nn.Module,
         if not isinstance(child, nn.modules.batchnorm._BatchNorm): replace_batchnorm(child, groups); continue
         c = child.num_features; g = groups or (1 if isinstance(child, nn.BatchNorm1d) else math.gcd(32, c))
         if c % g: raise ValueError(f"{name}: {c} channels cannot be split into {g} groups; pass groups dividing {c}.")
-        setattr(module, name, nn.GroupNorm(g, c, eps=child.eps, affine=child.affine).to(_device(child)))
+        setattr(module, name, nn.GroupNorm(g, c, eps=child.eps, affine=child.affine).to(encoder_device(child)[0]))
     return module
 
 # %% ../nbs/lib/10_dp.ipynb #870967b1
@@ -337,7 +334,7 @@ class DPEngine(Engine):
 
     def epoch_start(self, epoch:int, seed:int):
         if not self.hooks: self.hooks = per_sample_hooks(*self.modules)
-        self.opt.generator = noise_generator(seed, epoch, _device(self.modules[0]))
+        self.opt.generator = noise_generator(seed, epoch, encoder_device(self.modules[0])[0])
 
     def after_step(self):
         self.acc.step(noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate)

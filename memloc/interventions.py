@@ -15,7 +15,7 @@ from .core import jsonable, make_generator
 from .data import TensorData
 from .augment import simclr_aug
 from .features import resolve_layers, capture, unit_reduce
-from .passes import as_images
+from .core import as_images
 from .ssl import SSLMethod, Supervised
 from .train import train, TrainRecord
 from .unitmem import unitmem, UnitMemResult

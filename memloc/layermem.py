@@ -11,7 +11,8 @@ from torch import nn, Tensor
 from .core import make_generator
 from .features import capture, resolve_layers, evaluating
 from .encoders import default_layers, output_layer
-from .passes import as_images, to_float, encoder_device, common_layers, check_ran, protocol_settings, independent_seed
+from .passes import common_layers, check_ran, protocol_settings, independent_seed
+from .core import as_images, to_float, encoder_device
 from .sslmem import alignment, normalise_scores, NORMS
 from .stats import topk_overlap, kendall_tau, overlap_chance
 

@@ -8,40 +8,15 @@ import inspect
 from contextlib import ExitStack
 import torch, torch.distributed as dist
 from torch import nn, Tensor
-from .core import make_generator, progress
+from .core import make_generator, progress, as_images, to_float, encoder_device
 from .features import capture, resolve_layers, evaluating
 from .augment import simclr_aug
 
 # %% auto #0
-__all__ = ['VIEWS', 'TARGET_IMAGES', 'PROTOCOLS', 'OFFICIAL', 'OFFICIAL_N_AUG', 'as_images', 'to_float', 'ident_aug',
-           'point_seed', 'independent_seed', 'call_aug', 'draw_views', 'split_views', 'encoder_device',
-           'check_batch_size', 'check_n_aug', 'input_layout', 'auto_batch_size', 'check_ran', 'common_layers',
-           'check_shapes', 'protocol_settings', 'default_aug', 'shard_info', 'shard_objects', 'merge_rows',
-           'layer_passes']
-
-# %% ../nbs/lib/07_passes.ipynb #7ef6b7dc
-def as_images(images, # Tensor (N,C,H,W) of floats in [0, 1] or uint8, or an object with `.x` (e.g. `TensorData`)
-             )->Tensor: # the same tensor, validated (uint8 stays uint8)
-    "Validate a batch of images for the metrics: rank 4, not empty, finite, floats in [0, 1] or uint8."
-    x = getattr(images, 'x', images)
-    if not isinstance(x, Tensor): x = torch.as_tensor(x)
-    if x.ndim != 4: raise ValueError(f"images must be a batch (N, C, H, W), not shape {tuple(x.shape)}"
-                                     + (" (use x[None] for one image)" if x.ndim == 3 else "") + ".")
-    if len(x) == 0: raise ValueError("images is empty: the metrics need at least one image.")
-    if x.dtype == torch.uint8: return x
-    if not x.is_floating_point(): raise ValueError(f"images must be uint8 or floats in [0, 1], not {x.dtype}.")
-    if not torch.isfinite(x).all(): raise ValueError(f"images hold {(~torch.isfinite(x)).sum().item()} non-finite values (NaN/inf).")
-    lo, hi = x.min().item(), x.max().item()
-    if lo < -1e-4 or hi > 1 + 1e-4: raise ValueError(f"images must be floats in [0, 1] (or uint8), not in [{lo:.3g}, {hi:.3g}]: "
-                                                     "pass unnormalised images, the encoder normalises them itself.")
-    return x
-
-def to_float(xb:Tensor, # a batch of uint8 or float images
-             device=None, # where to put it; None: where it is
-            )->Tensor: # float32 in [0, 1]
-    "A batch as float32 in [0, 1] on `device` (uint8 scaled by 1/255)."
-    xb = xb.to(device) if device is not None else xb
-    return xb.float().div_(255) if xb.dtype == torch.uint8 else xb.float()
+__all__ = ['VIEWS', 'TARGET_IMAGES', 'PROTOCOLS', 'OFFICIAL', 'OFFICIAL_N_AUG', 'ident_aug', 'point_seed', 'independent_seed',
+           'call_aug', 'draw_views', 'split_views', 'check_batch_size', 'check_n_aug', 'input_layout',
+           'auto_batch_size', 'check_ran', 'common_layers', 'check_shapes', 'protocol_settings', 'default_aug',
+           'shard_info', 'shard_objects', 'merge_rows', 'layer_passes']
 
 # %% ../nbs/lib/07_passes.ipynb #0d5ccf96
 VIEWS = ('pair', 'clean')
@@ -101,11 +76,6 @@ def split_views(h:Tensor, # (rows, ...) a layer's output on the images of `draw_
     return h[:, :n_aug], h[:, n_aug:]
 
 # %% ../nbs/lib/07_passes.ipynb #d4edf41b
-def encoder_device(encoder:nn.Module)->tuple[torch.device, torch.dtype]:
-    "Device and floating dtype of `encoder`'s first parameter (or buffer); CPU float32 if it has none."
-    t = next((t for t in [*encoder.parameters(), *encoder.buffers()] if t.is_floating_point()), None)
-    return (t.device, t.dtype) if t is not None else (torch.device('cpu'), torch.float32)
-
 def check_batch_size(batch_size)->int|None:
     "`batch_size` if it is None or a positive int, else a ValueError naming the fix."
     if batch_size is None: return None

@@ -6,21 +6,19 @@
 from __future__ import annotations
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
-from .core import make_generator
+from .core import make_generator, to_float, encoder_device
 from .features import evaluating
 
 # %% auto #0
 __all__ = ['frozen_features', 'knn_predict', 'knn_accuracy', 'linear_probe']
 
 # %% ../nbs/lib/11_probe.ipynb #46db9b62
-def _as_float(x:Tensor)->Tensor: return x.float() / 255 if x.dtype == torch.uint8 else x
-
 def frozen_features(encoder:nn.Module, x:Tensor, # (N, C, H, W) images, uint8 or floats in [0, 1]
-             batch_size:int=512, device=None)->Tensor: # (N, D) on the CPU
+                    batch_size:int=512, device=None)->Tensor: # (N, D) on the CPU
     "The encoder's output for every image of `x`, in batches, frozen."
-    device = device or next(encoder.parameters()).device
+    own, dtype = encoder_device(encoder)
     with evaluating(encoder):
-        return torch.cat([encoder(_as_float(x[i:i+batch_size].to(device))).flatten(1).float().cpu()
+        return torch.cat([encoder(to_float(x[i:i+batch_size], device or own).to(dtype)).flatten(1).float().cpu()
                           for i in range(0, len(x), batch_size)])
 
 # %% ../nbs/lib/11_probe.ipynb #5ab61135

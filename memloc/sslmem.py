@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from .augment import sslmem_aug
-from .passes import (VIEWS, check_n_aug, as_images, draw_views, split_views, common_layers, protocol_settings, default_aug,
-                           layer_passes, merge_rows)
+from .passes import (VIEWS, check_n_aug, draw_views, split_views, common_layers, protocol_settings, default_aug, layer_passes, merge_rows)
+from .core import as_images
 
 # %% auto #0
 __all__ = ['NORMS', 'view_distance', 'alignment_from_reps', 'normalise_scores', 'sslmem_from_alignment', 'alignment',

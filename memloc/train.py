@@ -11,7 +11,7 @@ import torch, torch.nn as nn
 from torch import Tensor
 from .core import (make_generator, atomic_save, atomic_write_text, safe_load, provenance, config_hash, jsonable,
                          default_device, clean_tmp, RunCache)
-from .core import progress as progress_bar
+from .core import progress as progress_bar, to_float
 from .data import TensorData, Split
 from .encoders import create_encoder, init_encoder
 from .ssl import SSLMethod, create_method
@@ -178,7 +178,7 @@ def _epochs(model, meth, step_opt, sched, engine, data, batch_size, seed, start,
         gen, losses = epoch_generator(seed, epoch), []; engine.epoch_start(epoch, seed)
         for idx in engine.batches(len(x), batch_size, gen):
             idx = idx.to(device)
-            losses.append(ssl_step(model, meth, step_opt, x[idx].float() / 255, None if y is None else y[idx], gen))
+            losses.append(ssl_step(model, meth, step_opt, to_float(x[idx]), None if y is None else y[idx], gen))
             sched.step(); engine.after_step(); meth.on_step(sched.last_epoch, epochs * spe)
         history.append(engine.reduce_loss(sum(losses) / max(len(losses), 1))); bar.set_postfix(loss=f'{history[-1]:.4f}')
         if ckpt and engine.writes():
@@ -216,7 +216,7 @@ def calibrate_bn(encoder:nn.Module,
             for v in range(n_views):
                 gen = make_generator(seed * 1_000 + v)
                 for i in range(0, len(x), batch_size):
-                    xb = x[i:i+batch_size].to(device); xb = xb.float() / 255 if xb.dtype == torch.uint8 else xb.float()
+                    xb = to_float(x[i:i+batch_size], device)
                     encoder(aug(xb, generator=gen))
     finally:
         for m, mom in saved: m.momentum = mom

@@ -10,7 +10,8 @@ from .core import make_generator
 from .features import capture, resolve_layers, evaluating, unit_reduce
 from .encoders import unit_layers, unit_negative
 from .augment import unitmem_aug
-from .passes import as_images, draw_views, protocol_settings, default_aug, layer_passes, shard_info, shard_objects, merge_rows, check_n_aug
+from .passes import (draw_views, protocol_settings, default_aug, layer_passes, shard_info, shard_objects, merge_rows, check_n_aug)
+from .core import as_images
 
 # %% auto #0
 __all__ = ['RESTS', 'NEGATIVES', 'selectivity', 'rest_mean', 'rest_median', 'unitmem_from_acts', 'unit_means', 'UnitStats',
