@@ -15,7 +15,7 @@ from .core import data_dir, make_generator, atomic_save, atomic_write_text, safe
 # %% auto #0
 __all__ = ['FASHION_MNIST_SYSTEM_DIR', 'FASHION_MNIST_CLASSES', 'DIGITS_SIZE', 'DATASETS', 'TensorData', 'synthetic', 'read_idx',
            'fashion_mnist', 'digits', 'cifar10', 'cifar100', 'svhn', 'stl10', 'imagenet', 'load_dataset',
-           'class_subset', 'Split', 'memorization_split']
+           'class_subset', 'Split', 'memorization_split', 'resize_images', 'load_split', 'labelled_sets']
 
 # %% ../nbs/lib/02_data.ipynb #a6e73694
 def _index_tensor(t, what:str)->torch.Tensor:
@@ -434,3 +434,23 @@ def memorization_split(n_total:int|TensorData, # size of the training split, or 
     cuts = np.cumsum([0, n_shared, n_candidates, n_independent]).tolist()
     sets = [order[a:b].sort().values for a, b in zip(cuts[:-1], cuts[1:])]
     return Split(*sets, extra=torch.arange(n_extra), n_total=n_total, seed=seed, data=fp)
+
+# %% ../nbs/lib/02_data.ipynb #25c483b3
+def resize_images(data:TensorData, size:int)->TensorData:
+    "`data` with its images resized (bilinear, antialiased) to `size`×`size`; unchanged if they already are."
+    if data.x.shape[-1] == size and data.x.shape[-2] == size: return data
+    x = F.interpolate(data.x.float(), size=(size, size), mode='bilinear', antialias=True, align_corners=False)
+    return TensorData(x.round().clamp(0, 255).to(torch.uint8), data.y, f'{data.name}-{size}px', data.classes, data.outliers)
+
+def load_split(name:str, train:bool, classes, seed:int, n_min:int, **kw)->TensorData:
+    "One split of dataset `name` (synthetic: `n_min` images generated from `seed`), only `classes` (relabelled) if given."
+    if name == 'synthetic': kw = dict(kw, n=max(n_min, 200), seed=seed)
+    d = load_dataset(name, train=train, **kw)
+    return class_subset(d, classes) if classes else d
+
+def labelled_sets(name:str, n:int, size:int, classes=(), seed:int=0)->tuple[TensorData, TensorData]:
+    "The labelled (train, test) images of dataset `name` for probes and fine-tuning: the first `n` of each (0: all), at `size`."
+    tr = load_split(name, True, classes, seed, n, **({'split': 'train'} if name == 'stl10' else {}))
+    te = load_split(name, False, classes, seed, n)
+    cut = lambda d: d[torch.arange(min(n, len(d)))] if n else d
+    return resize_images(cut(tr), size), resize_images(cut(te), size)

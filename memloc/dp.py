@@ -28,7 +28,7 @@ except ImportError as e:
 # %% auto #0
 __all__ = ['DECOMPOSABLE', 'COUPLED', 'ACCOUNTANTS', 'privacy_guarantee', 'replace_batchnorm', 'out_of_place', 'check_dp',
            'dp_compatible', 'dp_encoder', 'per_sample_hooks', 'remove_hooks', 'poisson_batches', 'noise_generator',
-           'calibrate_noise', 'privacy_spent', 'DPEngine', 'dp_engine']
+           'calibrate_noise', 'privacy_spent', 'eps_label', 'DPEngine', 'dp_engine']
 
 # %% ../nbs/lib/10_dp.ipynb #ac3bccec
 DECOMPOSABLE = {
@@ -252,6 +252,10 @@ def privacy_spent(history:list, # (noise_multiplier, sample_rate, steps) tuples,
                   delta:float)->dict: # {'prv': epsilon, 'rdp': epsilon}
     "The epsilon at `delta` of the steps in `history`, under the PRV and the RDP accountant (0 before any step)."
     return {name: _epsilon(tuple(tuple(h) for h in history), delta, name) for name in ACCOUNTANTS}
+
+def eps_label(epsilon)->str:
+    "`'no DP'` for an infinite budget, else the number (`'8'`, `'0.5'`): how every table and figure names a budget."
+    return 'no DP' if math.isinf(float(epsilon)) else f'{float(epsilon):g}'
 
 # %% ../nbs/lib/10_dp.ipynb #a538f96a
 class _EmptyBatchSafe(nn.Module):

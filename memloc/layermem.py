@@ -192,7 +192,7 @@ def sslmem_by_set(scores:dict, # {layer: Tensor[N]} SSLMem normalised over all t
                  ): # DataFrame: layer, mean_<set>..., <a>_minus_<b>, p_<a>_gt_<b>, p_<a>_gt_<b>_holm
     "Per layer: mean SSLMem of every set, and for each pair (a, b) the difference and the one-sided test a > b."
     import pandas as pd
-    from memloc.stats import ttest_greater, adjust_pvalues
+    from memloc.stats import ttest_greater, with_holm
     def p_greater(a, b):                                     # Welch's t has no p when both sets are one constant (f == g)
         same = len(a) and len(b) and float(a.min()) == float(a.max()) == float(b.min()) == float(b.max())
         return 1. if same else ttest_greater(a, b)[1]
@@ -201,9 +201,7 @@ def sslmem_by_set(scores:dict, # {layer: Tensor[N]} SSLMem normalised over all t
         r = dict(layer=l, **{f'mean_{k}': float(s[i].mean()) for k, i in index.items()})
         for a, b in pairs: r[f'{a}_minus_{b}'] = r[f'mean_{a}'] - r[f'mean_{b}']; r[f'p_{a}_gt_{b}'] = p_greater(s[index[a]], s[index[b]])
         rows.append(r)
-    df = pd.DataFrame(rows)
-    for a, b in pairs: df[f'p_{a}_gt_{b}_holm'] = adjust_pvalues(df[f'p_{a}_gt_{b}'].values, 'holm')
-    return df
+    return with_holm(pd.DataFrame(rows), [f'p_{a}_gt_{b}' for a, b in pairs])
 
 def side_by_side(results:dict, # {suffix: LayerMemResult} over the same layers ('' for the main one)
                  cols=('layermem', 'layermem_top', 'layermem_least'))->'pd.DataFrame':

@@ -13,7 +13,7 @@ from scipy import stats
 # %% auto #0
 __all__ = ['PADJUST', 'ttest_greater', 'mannwhitney_greater', 'ttest_paired_greater', 'wilcoxon_greater', 'beyond_random',
            'kendall_tau', 'topk_overlap', 'overlap_chance', 'spearman_greater', 'combine_pvalues', 'adjust_pvalues',
-           'bootstrap_ci', 'paired_summary', 'compare_groups']
+           'with_holm', 'bootstrap_ci', 'paired_summary', 'compare_groups']
 
 # %% ../nbs/lib/01_stats.ipynb #5ba08db0
 def _np(a)->np.ndarray:
@@ -107,6 +107,10 @@ def adjust_pvalues(ps, method:str='holm')->np.ndarray:
     adj = np.maximum.accumulate((m - np.arange(m)) * q[order])
     res = np.empty(m); res[order] = np.minimum(adj, 1.); out[ok] = res
     return out
+
+def with_holm(df:pd.DataFrame, cols:list)->pd.DataFrame:
+    "`df` with a Holm-corrected `<col>_holm` after the other columns for every p-value column in `cols` (the family: the rows)."
+    return df.assign(**{f'{c}_holm': adjust_pvalues(df[c].values, 'holm') for c in cols})
 
 # %% ../nbs/lib/01_stats.ipynb #ac5c6834
 def bootstrap_ci(values, # the sample (e.g. f − g per unit)

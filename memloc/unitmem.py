@@ -15,8 +15,8 @@ from .core import as_images
 
 # %% auto #0
 __all__ = ['RESTS', 'NEGATIVES', 'selectivity', 'rest_mean', 'rest_median', 'unitmem_from_acts', 'unit_means', 'UnitStats',
-           'unit_activations', 'UnitMemResult', 'unitmem', 'first_per_class', 'classmem', 'shuffled_labels',
-           'classmem_null', 'unitmem_top_vs_least']
+           'unit_activations', 'UnitMemResult', 'unitmem_from_mu', 'unitmem', 'first_per_class', 'classmem',
+           'shuffled_labels', 'classmem_null', 'unitmem_top_vs_least']
 
 # %% ../nbs/lib/14_unitmem.ipynb #04f269d2
 def selectivity(mu_max:Tensor, # (U,) highest mean activation of every unit
@@ -169,6 +169,12 @@ class UnitMemResult(dict):
 def _result(mu_max:dict, mu_rest:dict, argmax:dict, **config)->UnitMemResult:
     return UnitMemResult({l: selectivity(mu_max[l], mu_rest[l]) for l in mu_max}, argmax, mu_max, mu_rest, config)
 
+def unitmem_from_mu(mu:dict, # {layer: (N, U) per-point mean activations}, e.g. from `unit_activations`
+                   )->UnitMemResult:
+    "UnitMem with μ_max, μ_−max (the mean over the other points) and argmax per layer, from stored per-point means `mu`."
+    mx = {l: m.max(0).values.float() for l, m in mu.items()}
+    return _result(mx, {l: rest_mean(m, mx[l]) for l, m in mu.items()}, {l: m.argmax(0) for l, m in mu.items()})
+
 # %% ../nbs/lib/14_unitmem.ipynb #6a9d785b
 def _merge_stats(stats:dict, shard:bool)->dict:
     "`{layer: UnitStats}` of this process's batches merged over the processes (unchanged in one process)."
@@ -303,7 +309,7 @@ def unitmem_top_vs_least(f:nn.Module, # encoder trained on the points
                         ): # DataFrame: layer, mean_{top,least}_{f,g}, p_f, p_g, f_minus_g_{diff,ci_low,ci_high}, p_f_minus_g_paired, *_holm
     "Per layer: UnitMem over the Top and the Least points for f and for g, Top > Least for each, and f − g per unit (paired)."
     import pandas as pd
-    from memloc.stats import ttest_greater, paired_summary, adjust_pvalues
+    from memloc.stats import ttest_greater, paired_summary, with_holm
     x = as_images(images)
     um = {(e, s): unitmem(enc, x[idx], **kwargs) for e, enc in (('f', f), ('g', g)) for s, idx in (('top', top), ('least', least))}
     rows = []
@@ -312,6 +318,4 @@ def unitmem_top_vs_least(f:nn.Module, # encoder trained on the points
         rows.append(dict(layer=l, **{f'mean_{s}_{e}': float(v[(e, s)].mean()) for e in 'fg' for s in ('top', 'least')},
                          p_f=ttest_greater(v[('f', 'top')], v[('f', 'least')])[1], p_g=ttest_greater(v[('g', 'top')], v[('g', 'least')])[1],
                          **paired_summary(v[('f', 'top')] - v[('f', 'least')], v[('g', 'top')] - v[('g', 'least')], prefix='f_minus_g_')))
-    df = pd.DataFrame(rows)
-    for c in ('p_f', 'p_g', 'p_f_minus_g_paired'): df[f'{c}_holm'] = adjust_pvalues(df[c].values, 'holm')
-    return df
+    return with_holm(pd.DataFrame(rows), ['p_f', 'p_g', 'p_f_minus_g_paired'])

@@ -8,6 +8,7 @@ import math
 import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
 from ..report import save_table, save_fig
+from ..dp import eps_label
 
 # %% auto #0
 __all__ = ['FIGURES', 'plot_layermem', 'plot_unitmem_layers', 'plot_unitmem_units', 'plot_layer_agreement',
@@ -136,17 +137,15 @@ def plot_vs_random(df:pd.DataFrame, title:str='')->plt.Figure:
     axes[0][0].legend(fontsize=6)
     fig.suptitle(f'{title} ({_seeds_note(df)})', fontsize=9); fig.tight_layout(); return fig
 
-def _eps_label(e)->str: return 'no DP' if math.isinf(float(e)) else f'{float(e):g}'
-
 def plot_privacy_unitmem(df:pd.DataFrame, title:str='')->plt.Figure:
     "Per layer and privacy budget: mean UnitMem of f (g dashed, the untrained encoder dotted), and f − g per unit."
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
     colors = plt.cm.viridis(np.linspace(0, 0.9, df.epsilon.nunique()))
     for color, (e, d) in zip(colors, df.groupby('epsilon', sort=False)):
         x = list(range(len(d)))
-        _lines(axes[0], d, x, {'mean_f': f'f, ε = {_eps_label(e)}'}, color=color)
+        _lines(axes[0], d, x, {'mean_f': f'f, ε = {eps_label(e)}'}, color=color)
         _lines(axes[0], d, x, {'mean_g': None}, color=color, ls='--', alpha=0.6)
-        _lines(axes[1], d, x, {'fg_diff': f'ε = {_eps_label(e)}'}, color=color)
+        _lines(axes[1], d, x, {'fg_diff': f'ε = {eps_label(e)}'}, color=color)
     _lines(axes[0], d, x, {'mean_init': 'untrained'}, color='k', ls=':')
     axes[0].set_ylabel('mean UnitMem on the candidates (g dashed)'); axes[1].set_ylabel('UnitMem f − g per unit (mean)')
     for ax in axes: _layer_axis(ax, list(d.layer)); ax.legend(fontsize=6)
@@ -160,7 +159,7 @@ def plot_privacy_tradeoff(df:pd.DataFrame, title:str='')->plt.Figure:
     _lines(axes[1], df, x, {'unitmem_f_minus_g': 'UnitMem f − g'}, color='tab:red')
     _lines(axes[2], df, x, {'sslmem_gap': 'SSLMem candidates − held-out (raw)'}, color='tab:purple')
     for ax, lab in zip(axes, ('accuracy', 'UnitMem f − g, last layer', 'raw SSLMem gap, last layer')):
-        ax.set_xticks(x, [_eps_label(e) for e in df.epsilon], fontsize=7); ax.set_xlabel('privacy budget ε', fontsize=8)
+        ax.set_xticks(x, [eps_label(e) for e in df.epsilon], fontsize=7); ax.set_xlabel('privacy budget ε', fontsize=8)
         ax.set_ylabel(lab, fontsize=8); ax.axhline(0, color='k', lw=0.5); ax.legend(fontsize=6)
     fig.suptitle(f'{title} ({_seeds_note(df)})', fontsize=9); fig.tight_layout(); return fig
 

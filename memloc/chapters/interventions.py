@@ -9,19 +9,18 @@ import pandas as pd
 import torch, torch.nn.functional as F
 from torch import nn, Tensor
 from ..core import make_generator, RunCache
-from ..data import TensorData, load_dataset, class_subset, DATASETS
+from ..data import TensorData, DATASETS, load_split, labelled_sets, resize_images
 from ..encoders import init_encoder
 from .config import INTERVENTION_PRESETS, chapter_presets, check_extra, encoder_kw, method_kw
 from ..ssl import create_method
 from ..train import train, TrainRecord, LOOP_VERSION
 from ..probe import linear_probe
-from ..stats import adjust_pvalues, beyond_random
-from ..unitmem import UnitMemResult, selectivity, rest_mean
+from ..stats import adjust_pvalues, beyond_random, with_holm
+from ..unitmem import UnitMemResult, unitmem_from_mu
 
 # %% auto #0
-__all__ = ['LAYER_CHOICES', 'chapter_settings', 'resize_images', 'load_split', 'labelled_sets', 'train_b', 'probe_accuracies',
-           'rank_layers', 'layer_scores', 'layer_choices', 'random_subsets', 'vs_random_table', 'unitmem_of',
-           'point_rank']
+__all__ = ['LAYER_CHOICES', 'chapter_settings', 'train_b', 'probe_accuracies', 'rank_layers', 'layer_scores', 'layer_choices',
+           'random_subsets', 'vs_random_table', 'point_rank']
 
 # %% ../../nbs/15_interventions.ipynb #cd0b4cf7
 def chapter_settings(cfg:dict)->dict:
@@ -33,26 +32,6 @@ def chapter_settings(cfg:dict)->dict:
     bad += [k for k in ('n_layers',) if not iv[k] or min(iv[k]) < 1] + [k for k in ('fractions',) if not all(0 < v <= 1 for v in iv[k])]
     if bad: raise ValueError(f"Parameters {bad} are out of range: counts >= 1, n_layers a list of ints >= 1, fractions in (0, 1].")
     return iv
-
-# %% ../../nbs/15_interventions.ipynb #25c483b3
-def resize_images(data:TensorData, size:int)->TensorData:
-    "`data` with its images resized (bilinear, antialiased) to `size`×`size`; unchanged if they already are."
-    if data.x.shape[-1] == size and data.x.shape[-2] == size: return data
-    x = F.interpolate(data.x.float(), size=(size, size), mode='bilinear', antialias=True, align_corners=False)
-    return TensorData(x.round().clamp(0, 255).to(torch.uint8), data.y, f'{data.name}-{size}px', data.classes, data.outliers)
-
-def load_split(name:str, train:bool, classes, seed:int, n_min:int, **kw)->TensorData:
-    "One split of dataset `name` (synthetic: `n_min` images generated from `seed`), only `classes` (relabelled) if given."
-    if name == 'synthetic': kw = dict(kw, n=max(n_min, 200), seed=seed)
-    d = load_dataset(name, train=train, **kw)
-    return class_subset(d, classes) if classes else d
-
-def labelled_sets(name:str, n:int, size:int, classes=(), seed:int=0)->tuple[TensorData, TensorData]:
-    "The labelled (train, test) images of dataset `name` for probes and fine-tuning: the first `n` of each (0: all), at `size`."
-    tr = load_split(name, True, classes, seed, n, **({'split': 'train'} if name == 'stl10' else {}))
-    te = load_split(name, False, classes, seed, n)
-    cut = lambda d: d[torch.arange(min(n, len(d)))] if n else d
-    return resize_images(cut(tr), size), resize_images(cut(te), size)
 
 # %% ../../nbs/15_interventions.ipynb #2f36035e
 def train_b(cfg:dict, # the run's configuration (A's recipe)
@@ -142,16 +121,9 @@ def vs_random_table(runs:pd.DataFrame, # one row per evaluated encoder
                 r[f'p_{m}_lt_random'] = float('nan') if c == random else beyond_random(-x, -rnd[m])
             rows.append(r)
     df = pd.DataFrame(rows)
-    return df.assign(**{f'{p}_holm': adjust_pvalues(df[p].values, 'holm') for p in [c for c in df.columns if c.startswith('p_')]})
+    return with_holm(df, [c for c in df.columns if c.startswith('p_')])
 
 # %% ../../nbs/15_interventions.ipynb #3ffefd74
-def unitmem_of(mu:dict, # {layer: (N, U) per-point mean activations}
-              )->UnitMemResult:
-    "UnitMem with μ_max, μ_−max (mean over the other points) and argmax per layer, from the per-point unit means `mu`."
-    mx = {l: m.max(0).values.float() for l, m in mu.items()}
-    rest = {l: rest_mean(m, mx[l]) for l, m in mu.items()}
-    return UnitMemResult({l: selectivity(mx[l], rest[l]) for l in mu}, {l: m.argmax(0) for l, m in mu.items()}, mx, rest)
-
 def point_rank(mu:Tensor, # (N,) one unit's per-point mean activations
                point:int)->int:
     "Rank of `point` among the points by the unit's activation (1: the highest; ties in its favour)."

@@ -11,13 +11,12 @@ from torch import nn, Tensor
 from .config import encoder_kw, method_kw
 from ..encoders import init_encoder
 from ..train import train_pair, Pair
-from ..dp import dp_engine, dp_compatible, replace_batchnorm, out_of_place, privacy_guarantee
-from ..stats import paired_summary, ttest_greater, adjust_pvalues, spearman_greater
+from ..dp import dp_engine, dp_compatible, replace_batchnorm, out_of_place, privacy_guarantee, eps_label
+from ..stats import paired_summary, ttest_greater, adjust_pvalues, spearman_greater, with_holm
 
 # %% auto #0
-__all__ = ['NO_DP', 'HIGH', 'check_epsilons', 'eps_label', 'privacy_config', 'privacy_pair', 'privacy_init', 'budget_columns',
-           'budget_table', 'with_holm', 'unitmem_layer_table', 'layer_tests', 'comparison_pairs', 'epsilon_comparisons',
-           'tradeoff_correlations']
+__all__ = ['NO_DP', 'HIGH', 'check_epsilons', 'privacy_config', 'privacy_pair', 'privacy_init', 'budget_columns', 'budget_table',
+           'unitmem_layer_table', 'layer_tests', 'comparison_pairs', 'epsilon_comparisons', 'tradeoff_correlations']
 
 # %% ../../nbs/16_privacy.ipynb #c51deef2
 def check_epsilons(epsilons)->list[float]:
@@ -34,10 +33,6 @@ def check_epsilons(epsilons)->list[float]:
     if len(set(out)) < len(out): raise ValueError(f"epsilons {list(epsilons)} names a budget twice.")
     if len(out) < 2: raise ValueError("epsilons needs at least one budget besides None (no DP), e.g. [None, 8.0].")
     return sorted(out, reverse=True)
-
-def eps_label(epsilon:float)->str:
-    "`'no DP'` for an infinite budget, else the number (`'8'`, `'0.5'`)."
-    return 'no DP' if math.isinf(epsilon) else f'{epsilon:g}'
 
 # %% ../../nbs/16_privacy.ipynb #7230eb6f
 def privacy_config(cfg:dict)->dict:
@@ -77,10 +72,6 @@ def budget_table(pairs:dict)->pd.DataFrame: # {epsilon: Pair}
 
 # %% ../../nbs/16_privacy.ipynb #7803b276
 HIGH = 0.5   # "highly memorizing" unit, for the fraction column only (the paper names no threshold)
-
-def with_holm(df:pd.DataFrame, cols:list)->pd.DataFrame:
-    "`df` with a Holm-corrected `<col>_holm` beside every p-value column in `cols` (the family: the rows)."
-    return df.assign(**{f'{c}_holm': adjust_pvalues(df[c].values, 'holm') for c in cols})
 
 def unitmem_layer_table(um:dict, # {'f', 'g', 'init'}: UnitMemResult on the candidates
                         um_extra:dict, # {'f', 'g'}: UnitMemResult on the held-out points
