@@ -142,7 +142,7 @@ def test_corrupt_run_record_names_the_file(tmp_path):
     with pytest.raises(ValueError, match=f'{p} cannot be read.*Delete it'): read_run_record(p)
 
 def test_reproduce_outside_the_repository(tmp_path, monkeypatch):
-    from memloc import reproduce
+    from memloc.chapters import reproduce
     r = subprocess.run([sys.executable, '-c', 'from memloc.chapters.reproduce import chapters_dir; print(chapters_dir())'],
                        cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == str(ROOT/'nbs'), r.stderr      # found from the installed package
