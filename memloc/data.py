@@ -15,7 +15,8 @@ from .core import data_dir, make_generator, atomic_save, atomic_write_text, safe
 # %% auto #0
 __all__ = ['FASHION_MNIST_SYSTEM_DIR', 'FASHION_MNIST_CLASSES', 'DIGITS_SIZE', 'DATASETS', 'TensorData', 'synthetic', 'read_idx',
            'fashion_mnist', 'digits', 'cifar10', 'cifar100', 'svhn', 'stl10', 'imagenet', 'load_dataset',
-           'class_subset', 'Split', 'memorization_split', 'resize_images', 'load_split', 'labelled_sets']
+           'class_subset', 'Split', 'memorization_split', 'resize_images', 'load_split', 'labelled_sets',
+           'canary_images', 'plant_canaries']
 
 # %% ../nbs/lib/02_data.ipynb #a6e73694
 def _index_tensor(t, what:str)->torch.Tensor:
@@ -337,27 +338,36 @@ def class_subset(data:TensorData,
 # %% ../nbs/lib/02_data.ipynb #8beb050b
 @dataclass(eq=False)
 class Split:
-    "Index sets of the SSLMem protocol: `shared` (S_S), `candidates` (S_C), `independent` (S_I), test-split `extra` (S_E)."
+    "Index sets of the SSLMem protocol: `shared` (S_S), `candidates` (S_C), `independent` (S_I), held-out `extra` (S_E), planted canaries."
     shared: torch.Tensor
     candidates: torch.Tensor
     independent: torch.Tensor
-    extra: torch.Tensor|None = None  # indices into the TEST split
+    extra: torch.Tensor|None = None  # held-out points S_E: indices into the training split (or the test split, see extra_in)
     n_total: int|None = None         # size of the training split the indices refer to
     seed: int|None = None
     data: str|None = None            # fingerprint of the training data it was made for, if known
+    extra_in: str = 'train'          # 'train': S_E are training-split points neither encoder sees; 'test': test-split points
+    canary_candidates: torch.Tensor|None = None   # planted canaries f trains on (not in `candidates`)
+    canary_independent: torch.Tensor|None = None  # planted canaries g trains on (not in `independent`)
+    canary_extra: torch.Tensor|None = None        # planted canaries neither trains on
 
-    _sets = ('shared', 'candidates', 'independent')
+    _sets = ('shared', 'candidates', 'independent', 'canary_candidates', 'canary_independent', 'canary_extra')
     def __post_init__(self):
+        if self.extra_in not in ('train', 'test'): raise ValueError(f"extra_in must be 'train' or 'test', not {self.extra_in!r}.")
         for k in (*self._sets, 'extra'): setattr(self, k, _index_tensor(getattr(self, k), f'Split.{k}'))
         self.validate()
     @property
-    def f_train(self)->torch.Tensor: return torch.cat([self.shared, self.candidates])   # S_S + S_C: trains f
+    def f_train(self)->torch.Tensor: return torch.cat([self.shared, self.candidates, self.canary_candidates])  # S_S + S_C: trains f
     @property
-    def g_train(self)->torch.Tensor: return torch.cat([self.shared, self.independent])  # S_S + S_I: trains g
-    def __eq__(self, o): return isinstance(o, Split) and self.n_total == o.n_total and all(
+    def g_train(self)->torch.Tensor: return torch.cat([self.shared, self.independent, self.canary_independent])  # S_S + S_I: trains g
+    @property
+    def canaries(self)->dict: return dict(candidates=self.canary_candidates, independent=self.canary_independent, extra=self.canary_extra)
+    def _train_sets(self): return (*self._sets, 'extra') if self.extra_in == 'train' else self._sets
+    def __eq__(self, o): return isinstance(o, Split) and self.n_total == o.n_total and self.extra_in == o.extra_in and all(
         torch.equal(getattr(self, k), getattr(o, k)) for k in (*self._sets, 'extra'))
     def __repr__(self): return (f"Split(n_total={self.n_total}, seed={self.seed}, " +
-        ', '.join(f'{k}={len(getattr(self, k))}' for k in (*self._sets, 'extra')) + ')')
+        ', '.join(f'{k}={len(getattr(self, k))}' for k in (*self._sets, 'extra') if k[:6] != 'canary' or len(getattr(self, k)))
+        + f", extra_in={self.extra_in!r})")
 
 # %% ../nbs/lib/02_data.ipynb #3ae0a524
 _FIX = "Rebuild it with memorization_split(n_total, ...)."
@@ -365,20 +375,20 @@ _FIX = "Rebuild it with memorization_split(n_total, ...)."
 @patch
 def validate(self:Split, n_total:int|None=None)->Split:
     "Raise ValueError if the sets overlap, repeat an index, or leave `[0, n_total)`; return `self`."
-    n_total = self.n_total if n_total is None else n_total
+    n_total, sets = self.n_total if n_total is None else n_total, self._train_sets()
     for k in (*self._sets, 'extra'):
         v = getattr(self, k)
         if len(v.unique()) != len(v): raise ValueError(f"Split.{k} repeats {len(v) - len(v.unique())} indices. {_FIX}")
         if len(v) and v.min() < 0: raise ValueError(f"Split.{k} has negative indices, e.g. {v[v < 0][:5].tolist()}. {_FIX}")
-        if k != 'extra' and n_total is not None and len(v) and v.max() >= n_total: raise ValueError(
+        if k in sets and n_total is not None and len(v) and v.max() >= n_total: raise ValueError(
             f"Split.{k} has indices outside [0, n_total={n_total}), e.g. {v[v >= n_total][:5].tolist()}: the split was "
             f"made for a bigger dataset. {_FIX}")
-    for i, a in enumerate(self._sets):
-        for b in self._sets[i + 1:]:
+    for i, a in enumerate(sets):
+        for b in sets[i + 1:]:
             both = getattr(self, a)[torch.isin(getattr(self, a), getattr(self, b))]
             if len(both): raise ValueError(f"Split sets overlap: {a} and {b} share {len(both)} indices, e.g. "
-                                           f"{both[:5].tolist()}. Every point must be in at most one of "
-                                           f"shared / candidates / independent. {_FIX}")
+                                           f"{both[:5].tolist()}. Every training-split point must be in at most one of "
+                                           f"{' / '.join(sets)}. {_FIX}")
     return self
 
 @patch
@@ -396,7 +406,8 @@ def check(self:Split, data:TensorData)->Split:
 @patch
 def save(self:Split, path)->Path:
     "Write the split to `path` as JSON, atomically."
-    d = dict(n_total=self.n_total, seed=self.seed, data=self.data, **{k: getattr(self, k).tolist() for k in (*self._sets, 'extra')})
+    d = dict(n_total=self.n_total, seed=self.seed, data=self.data, extra_in=self.extra_in,
+             **{k: getattr(self, k).tolist() for k in (*self._sets, 'extra')})
     return atomic_write_text(json.dumps(d), path)
 
 @patch(cls_method=True)
@@ -408,7 +419,9 @@ def load(cls:Split, path)->Split:
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{path} is not a memloc split file ({type(e).__name__}: {e}). Delete it and save the split "
                          "again with memorization_split(...).save(path).") from e
-    return cls(**kw, extra=d.get('extra'), n_total=d.get('n_total'), seed=d.get('seed'), data=d.get('data'))
+    canaries = {k: d.get(k) for k in cls._sets[3:]}
+    return cls(**kw, extra=d.get('extra'), n_total=d.get('n_total'), seed=d.get('seed'), data=d.get('data'),
+               extra_in=d.get('extra_in', 'test'), **canaries)   # files written before extra_in existed: test-split S_E
 
 # %% ../nbs/lib/02_data.ipynb #b5600346
 def memorization_split(n_total:int|TensorData, # size of the training split, or the training data itself
@@ -416,7 +429,8 @@ def memorization_split(n_total:int|TensorData, # size of the training split, or 
                        n_candidates:int=5000,   # |S_C|, points only f trains on
                        n_independent:int=5000,  # |S_I|, points only g trains on
                        seed:int|None=None,      # None: contiguous paper layout; int: over a seeded permutation
-                       n_extra:int=0,           # |S_E|, the first test-split points
+                       n_extra:int=0,           # |S_E|, held-out points neither encoder trains on
+                       extra_in:str='train',    # 'train': S_E from the training split (after S_I); 'test': test points arange(n_extra)
                       )->Split:
     "The SSLMem index sets for a training split of `n_total` points."
     fp = n_total.fingerprint() if isinstance(n_total, TensorData) else None
@@ -425,15 +439,20 @@ def memorization_split(n_total:int|TensorData, # size of the training split, or 
     sizes = dict(n_shared=n_shared, n_candidates=n_candidates, n_independent=n_independent, n_extra=n_extra)
     if any(v is not None and v < 0 for v in sizes.values()): raise ValueError(
         f"Split sizes must be >= 0, got {sizes}.")
-    need = n_candidates + n_independent + (n_shared or 0)
+    if extra_in not in ('train', 'test'): raise ValueError(f"extra_in must be 'train' or 'test', not {extra_in!r}.")
+    n_e = n_extra if extra_in == 'train' else 0
+    need = n_candidates + n_independent + (n_shared or 0) + n_e
     if need > n_total: raise ValueError(
-        f"Split sizes do not fit: {'n_shared + ' if n_shared else ''}n_candidates + n_independent = {need} exceeds "
-        f"n_total = {n_total} ({sizes}). Lower n_candidates / n_independent / n_shared, or use a larger dataset.")
-    n_shared = n_total - n_candidates - n_independent if n_shared is None else n_shared
+        f"Split sizes do not fit: {'n_shared + ' if n_shared else ''}n_candidates + n_independent"
+        f"{' + n_extra' if n_e else ''} = {need} exceeds n_total = {n_total} ({sizes}). Lower n_candidates / "
+        "n_independent / n_shared / n_extra, or use a larger dataset.")
+    n_shared = n_total - n_candidates - n_independent - n_e if n_shared is None else n_shared
     order = torch.arange(n_total) if seed is None else torch.randperm(n_total, generator=make_generator(seed))
-    cuts = np.cumsum([0, n_shared, n_candidates, n_independent]).tolist()
+    cuts = np.cumsum([0, n_shared, n_candidates, n_independent, n_e]).tolist()
     sets = [order[a:b].sort().values for a, b in zip(cuts[:-1], cuts[1:])]
-    return Split(*sets, extra=torch.arange(n_extra), n_total=n_total, seed=seed, data=fp)
+    held_out = sets.pop()                                  # empty unless S_E comes from the training split
+    extra = held_out if extra_in == 'train' else torch.arange(n_extra)
+    return Split(*sets, extra=extra, n_total=n_total, seed=seed, data=fp, extra_in=extra_in)
 
 # %% ../nbs/lib/02_data.ipynb #25c483b3
 def resize_images(data:TensorData, size:int)->TensorData:
@@ -454,3 +473,31 @@ def labelled_sets(name:str, n:int, size:int, classes=(), seed:int=0)->tuple[Tens
     te = load_split(name, False, classes, seed, n)
     cut = lambda d: d[torch.arange(min(n, len(d)))] if n else d
     return resize_images(cut(tr), size), resize_images(cut(te), size)
+
+# %% ../nbs/lib/02_data.ipynb #25e1c99d
+def canary_images(like:TensorData, # the data the canaries are planted in (their size and channels)
+                  n:int, seed:int)->TensorData:
+    "`n` distinct handwritten-digit glyphs drawn with `seed`, as images of `like`'s size and channels, labelled with their digit."
+    d = digits(train=True, n_train=len(_sklearn_digits()[1]) - 1)
+    if not 0 <= n <= len(d): raise ValueError(f"n={n} canaries, but only {len(d)} digit glyphs exist: lower n_canaries.")
+    pick = torch.randperm(len(d), generator=make_generator(seed))[:n].sort().values
+    c = resize_images(d[pick], like.x.shape[-1])
+    ch = like.x.shape[1]
+    x = c.x[:, :ch] if ch <= 3 else c.x[:, :1].expand(-1, ch, -1, -1)
+    if like.x.shape[-2] != like.x.shape[-1]: x = F.interpolate(x.float(), size=like.x.shape[-2:], mode='bilinear').round().to(torch.uint8)
+    return TensorData(x.contiguous(), c.y, f'canaries-{seed}', like.classes)
+
+def plant_canaries(data:TensorData, split:Split,
+                   n:int, # canaries per set: f only, g only, neither
+                   seed:int)->tuple[TensorData, Split]:
+    "`data` with `3 n` canaries appended and `split` with them assigned at random to f, g and neither (seeded)."
+    if split.canary_candidates.numel() or split.canary_extra.numel() or split.canary_independent.numel():
+        raise ValueError("This split already has canaries: plant them once, into a split made without them.")
+    split.check(data)
+    c = canary_images(data, 3 * n, seed)
+    out = TensorData(torch.cat([data.x, c.x]), torch.cat([data.y, c.y]), f'{data.name}+canaries{n}', data.classes, data.outliers)
+    idx = len(data) + torch.randperm(3 * n, generator=make_generator(seed + 1))
+    cc, ci, ce = (idx[k * n:(k + 1) * n].sort().values for k in range(3))
+    new = Split(split.shared, split.candidates, split.independent, split.extra, len(out), split.seed, out.fingerprint(),
+                split.extra_in, cc, ci, ce)
+    return out, new

@@ -10,7 +10,8 @@ import numpy as np, pandas as pd
 from .core import figures_dir, atomic_path, atomic_write_text, provenance
 
 # %% auto #0
-__all__ = ['fmt', 'mean_std', 'is_pvalue', 'aggregate_seeds', 'format_mean_std', 'save_table', 'default_keys', 'save_fig']
+__all__ = ['fmt', 'mean_std', 'is_pvalue', 'is_contrast', 'aggregate_seeds', 'format_mean_std', 'save_table', 'default_keys',
+           'save_fig']
 
 # %% ../nbs/lib/17_report.ipynb #6b8396e4
 def fmt(x, digits:int=3)->str:
@@ -30,19 +31,29 @@ def is_pvalue(col:str)->bool:
     "Whether column `col` holds p-values (`p` or `p_...`), which are combined over seeds, never averaged."
     return col == 'p' or col.startswith('p_')
 
+def is_contrast(col:str)->bool:
+    "Whether column `col` is a difference (`..diff` or `.._minus_..`), which gets a seed-level interval when aggregated."
+    return col.endswith('diff') or '_minus_' in col
+
+def _seed_interval(v)->tuple[float, float]:
+    from scipy import stats
+    v = np.asarray(v, dtype=float); v = v[~np.isnan(v)]
+    if len(v) < 2: return math.nan, math.nan
+    h = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
+    return float(v.mean() - h), float(v.mean() + h)
+
 def aggregate_seeds(df:pd.DataFrame, values:list[str]|None=None, by:list[str]|None=None)->pd.DataFrame:
-    "Mean, std and count over `seed` of the `values` columns, grouped by `by`; p-value columns combined (Fisher, then Holm)."
-    from memloc.stats import combine_pvalues, adjust_pvalues
+    "Mean, std and count over `seed` of the `values` columns, grouped by `by`; seed-level intervals of contrasts; p-values listed."
     values = values or [c for c in df.columns if c != 'seed' and pd.api.types.is_float_dtype(df[c])]
     by = by or [c for c in df.columns if c not in values and c != 'seed']
     ps = [c for c in values if is_pvalue(c) and not c.endswith('_holm')]
-    means = [c for c in values if not is_pvalue(c)]
+    means = [c for c in values if not is_pvalue(c) and not c.endswith(('ci_low', 'ci_high'))]
     g = df.groupby(by, sort=False)
     out = g[means].mean().join(g[means].std(ddof=1), rsuffix='_std').join(g.size().rename('n_seeds'))
-    for c in ps:
-        out[f'{c}_seeds'] = g[c].agg(lambda v: ', '.join(fmt(float(x), 2) for x in v))
-        out[f'{c}_combined'] = g[c].agg(combine_pvalues)
-        out[f'{c}_combined_holm'] = adjust_pvalues(out[f'{c}_combined'].values, 'holm')
+    for c in filter(is_contrast, means):
+        ci = g[c].agg(_seed_interval)
+        out[f'{c}_ci_low'], out[f'{c}_ci_high'] = ci.map(lambda t: t[0]), ci.map(lambda t: t[1])
+    for c in ps: out[f'{c}_seeds'] = g[c].agg(lambda v: ', '.join(fmt(float(x), 2) for x in v))
     return out.reset_index()
 
 def format_mean_std(agg:pd.DataFrame, values:list[str], digits:int=3)->pd.DataFrame:

@@ -11,9 +11,10 @@ from torch import Tensor
 from scipy import stats
 
 # %% auto #0
-__all__ = ['PADJUST', 'ttest_greater', 'mannwhitney_greater', 'ttest_paired_greater', 'wilcoxon_greater', 'beyond_random',
-           'kendall_tau', 'topk_overlap', 'overlap_chance', 'spearman_greater', 'combine_pvalues', 'adjust_pvalues',
-           'with_holm', 'bootstrap_ci', 'paired_summary', 'compare_groups']
+__all__ = ['PADJUST', 'VERDICTS', 'ttest_greater', 'mannwhitney_greater', 'ttest_paired_greater', 'wilcoxon_greater',
+           'beyond_random', 'kendall_tau', 'topk_overlap', 'overlap_chance', 'spearman_greater', 'combine_pvalues',
+           'adjust_pvalues', 'with_holm', 'bootstrap_ci', 'paired_summary', 'compare_groups', 'seed_test',
+           'minimal_effect', 'test_power', 'hierarchical_bootstrap', 'verdict']
 
 # %% ../nbs/lib/01_stats.ipynb #5ba08db0
 def _np(a)->np.ndarray:
@@ -140,3 +141,67 @@ def compare_groups(scores:dict, # {layer: Tensor[N]} per-point scores
     rows = [(l, float(s[a].mean()), float(s[b].mean()), float(s[a].mean() - s[b].mean()), *ttest_greater(s[a], s[b]))
             for l, s in scores.items()]
     return pd.DataFrame(rows, columns=['layer', f'mean_{names[0]}', f'mean_{names[1]}', 'diff', 't', 'p'])
+
+# %% ../nbs/lib/01_stats.ipynb #a4fab1cf
+def seed_test(effects, # one effect per independently trained seed (NaNs dropped)
+              level:float=0.95, # coverage of the two-sided interval
+             )->dict: # n, mean, sd, t, p (one-sided, mean > 0), p_wilcoxon, ci_low, ci_high
+    "The seed-level test of a claim: one-sided one-sample t-test that the mean per-seed effect exceeds 0, with its t interval."
+    e = _np(effects); e = e[~np.isnan(e)]; n = len(e)
+    out = dict(n=n, mean=float(e.mean()) if n else math.nan, sd=float(e.std(ddof=1)) if n > 1 else math.nan)
+    if n < 2: return dict(out, t=math.nan, p=math.nan, p_wilcoxon=math.nan, ci_low=math.nan, ci_high=math.nan)
+    if out['sd'] == 0:
+        p = 0. if out['mean'] > 0 else 1.
+        return dict(out, t=math.copysign(math.inf, out['mean']) if out['mean'] else math.nan, p=p, p_wilcoxon=p,
+                    ci_low=out['mean'], ci_high=out['mean'])
+    r = stats.ttest_1samp(e, 0., alternative='greater')
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * out['sd'] / math.sqrt(n)
+    pw = float(stats.wilcoxon(e, alternative='greater').pvalue) if np.any(e != 0) else 1.
+    return dict(out, t=float(r.statistic), p=float(r.pvalue), p_wilcoxon=pw, ci_low=out['mean'] - half, ci_high=out['mean'] + half)
+
+def minimal_effect(sd:float, # between-seed standard deviation of the per-seed effect
+                   n:int, # seeds
+                   alpha:float=0.05, # one-sided level (after correction: e.g. alpha / family size)
+                   power:float=0.8)->float: # smallest true mean detected with probability `power`
+    "The minimal detectable effect of the one-sided one-sample t-test over `n` seeds (noncentral t)."
+    if n < 2 or not sd > 0: return math.nan
+    crit, df = stats.t.ppf(1 - alpha, n - 1), n - 1
+    from scipy.optimize import brentq
+    d = brentq(lambda d: stats.nct.sf(crit, df, d * math.sqrt(n)) - power, 0., 100.)
+    return float(d * sd)
+
+def test_power(effect:float, sd:float, n:int, alpha:float=0.05)->float:
+    "Power of the one-sided one-sample t-test over `n` seeds for a true mean `effect` with between-seed spread `sd`."
+    if n < 2 or not sd > 0: return math.nan
+    return float(stats.nct.sf(stats.t.ppf(1 - alpha, n - 1), n - 1, effect / sd * math.sqrt(n)))
+
+# %% ../nbs/lib/01_stats.ipynb #3421bb49
+def hierarchical_bootstrap(groups, # one array per seed: the within-seed values (points, units)
+                           level:float=0.95, n_resamples:int=2000, seed:int=0)->tuple[float, float]:
+    "Percentile interval of the mean of per-seed means, resampling seeds and then the values within each resampled seed."
+    gs = [v[~np.isnan(v)] for v in map(_np, groups)]; gs = [v for v in gs if len(v)]
+    if len(gs) < 2: return math.nan, math.nan
+    rng, k = np.random.default_rng(seed), len(gs)
+    means = np.empty(n_resamples)
+    for b in range(n_resamples):
+        pick = rng.integers(0, k, k)
+        means[b] = np.mean([gs[j][rng.integers(0, len(gs[j]), len(gs[j]))].mean() for j in pick])
+    a = (1 - level) / 2
+    return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+
+# %% ../nbs/lib/01_stats.ipynb #8c758553
+VERDICTS = ('holds', 'by construction', 'does not hold', 'inconclusive', 'underpowered', 'not testable')
+
+def verdict(p_adj:float, # the seed-level p-value of the claim beyond its null, corrected for the family
+            ci_high:float, # upper bound of the effect's interval
+            mde:float, # the design's minimal detectable effect
+            alpha:float=0.05,
+            controls_ok:bool=True, # the run's planted canaries were detected
+            p_raw:float|None=None, # the seed-level p-value of the statistic alone, without its null (None: no null)
+           )->str:
+    "The verdict on a claim, computed from its seed-level test (see the table above); never typed by hand."
+    if not controls_ok: return 'underpowered'
+    if p_adj < alpha: return 'holds'
+    if p_raw is not None and p_raw < alpha: return 'by construction'
+    if ci_high < mde: return 'does not hold'
+    return 'inconclusive'

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from torch import nn
-from ..core import in_test, figures_dir, runs_dir, config_hash, jsonable, provenance, atomic_write_text, RunCache
-from ..data import load_dataset, memorization_split, DATASETS, TensorData
+from ..core import in_test, figures_dir, runs_dir, config_hash, jsonable, provenance, atomic_write_text, RunCache, make_generator
+from ..data import load_dataset, memorization_split, plant_canaries, DATASETS, TensorData, Split
 from ..encoders import create_encoder, init_encoder, ENCODERS
 from ..ssl import Supervised, METHODS
 from ..train import train_pair, train, Pair, TrainRecord, calibrate_bn, LOOP_VERSION
@@ -20,8 +20,8 @@ __all__ = ['PRESET_NAMES', 'PRESETS', 'DEFAULTS', 'CHOICES', 'PARAMETERS', 'FRAM
            'INTERVENTION_PRESETS', 'PRIVACY_PARAMETERS', 'CHAPTERS', 'preset_table', 'Chapter', 'chapter_parameters',
            'chapter_presets', 'injected_parameters', 'check_choice', 'check_extra', 'check_parameter', 'resolve_config',
            'chapter_config', 'variant', 'default_out_dir', 'save_run_record', 'experiment_data', 'experiment_split',
-           'experiment_extra', 'encoder_kw', 'method_kw', 'experiment_snapshots', 'experiment_pair', 'experiment_init',
-           'experiment_supervised']
+           'experiment_extra', 'experiment_shift', 'experiment_canaries', 'encoder_kw', 'method_kw',
+           'experiment_snapshots', 'experiment_pair', 'experiment_init', 'experiment_supervised']
 
 # %% ../../nbs/08_config.ipynb #3595fc77
 PRESET_NAMES = ('smoke', 'quick', 'paper')
@@ -36,7 +36,7 @@ def preset_table(rows:dict, # {setting: (smoke, quick, paper)}, one row per sett
 PRESETS = preset_table(dict(
     #                  smoke        quick            paper
     dataset        = ('synthetic', 'fashion_mnist', 'cifar10'),  # the dataset when -p dataset is not given
-    n_total        = (240,         None,            50_000),     # training-split points used; None: S_S + S_C + S_I
+    n_total        = (None,        None,            50_000),     # training-split points drawn; None: S_S + S_C + S_I + S_E
     n_shared       = (120,         250,             None),       # shared points S_S (both encoders); None: the rest
     n_candidates   = (60,          250,             5000),       # candidates S_C (f only)
     n_independent  = (60,          250,             5000),       # independent points S_I (g only)
@@ -49,13 +49,14 @@ PRESETS = preset_table(dict(
     top            = (10,          50,              50),         # size of the Top / Least sets
     n_aug_sslmem   = (2,           10,              5),          # augmentation draws K per point for SSLMem
     n_aug_unitmem  = (2,           10,              10),         # augmentation draws K per point for UnitMem
-    sup_epochs     = (2,           150,             100),        # epochs of the supervised encoder
+    sup_epochs     = (2,           200,             100),        # epochs of the supervised encoder (quick: the SSL epochs, fixed a priori)
     probe_epochs   = (5,           100,             100),        # epochs of every linear probe
     sample_sizes   = ((10, 20, 40), (100, 250),     (100, 500, 1000, 5000)),  # |D'| of the sample-size ablation
     snapshot_every = (1,           25,              50),         # f's weights kept every this many epochs
     n_class_images = (10,          100,             100),        # images per class for ClassMem
     n_probe        = (100,         2000,            None),       # training images per linear probe; None: all
-    n_extra        = (60,          250,             5000),       # held-out points S_E (neither encoder)
+    n_extra        = (60,          250,             5000),       # held-out training-split points S_E (neither encoder)
+    n_canaries     = (4,           50,              100),        # planted canaries per set (f only, g only, neither)
 ))
 DEFAULTS = dict(arch='resnet9', method='simclr', protocol='paper', seed=0)
 CHOICES = dict(preset=PRESET_NAMES, dataset=DATASETS, arch=tuple(ENCODERS), method=tuple(METHODS),
@@ -219,24 +220,43 @@ def save_run_record(cfg:dict, chapter:str, t_start:float)->Path:
     return atomic_write_text(json.dumps(provenance(rec, cfg.get('seed')), indent=1), Path(cfg['out_dir'])/f'{chapter}.run.json')
 
 # %% ../../nbs/08_config.ipynb #c8245e7f
+def _pool_size(cfg:dict)->int:
+    return cfg['n_total'] or (cfg['n_shared'] or 0) + cfg['n_candidates'] + cfg['n_independent'] + cfg['n_extra']
+
 def experiment_data(cfg:dict)->tuple[TensorData, TensorData]:
-    "The (train, test) data of a chapter run."
-    n = cfg['n_total'] or (cfg['n_shared'] or 0) + cfg['n_candidates'] + cfg['n_independent']
+    "The (train, test) data of a chapter run: the seed's random pool of training-split points with the canaries after it."
+    n = _pool_size(cfg)
     kw = dict(n=n, seed=cfg['seed']) if cfg['dataset'] == 'synthetic' else {}
     train, test = load_dataset(cfg['dataset'], train=True, **kw), load_dataset(cfg['dataset'], train=False, **kw)
     if n > len(train): raise ValueError(f"The {cfg['preset']} preset needs {n} training images but {cfg['dataset']} has {len(train)}.")
-    return train[torch.arange(n)], test
+    pool = train[torch.randperm(len(train), generator=make_generator(cfg['seed']))[:n].sort().values]
+    return plant_canaries(pool, _pool_split(cfg, pool), cfg['n_canaries'], cfg['seed'])[0], test
 
-def experiment_split(cfg:dict, data:TensorData):
-    "The seeded S_S / S_C / S_I split of a chapter run, with `n_extra` held-out points S_E from the test split."
-    return memorization_split(data, n_shared=cfg['n_shared'], n_candidates=cfg['n_candidates'],
+def _pool_split(cfg:dict, pool:TensorData)->Split:
+    return memorization_split(pool, n_shared=cfg['n_shared'], n_candidates=cfg['n_candidates'],
                               n_independent=cfg['n_independent'], seed=cfg['seed'], n_extra=cfg['n_extra'])
 
-def experiment_extra(cfg:dict, test:TensorData, split)->TensorData:
-    "The held-out points S_E of a chapter run: the test-split points `split.extra`, seen by neither encoder."
-    if len(split.extra) > len(test): raise ValueError(
-        f"n_extra={len(split.extra)} held-out points, but the {cfg['dataset']} test split has only {len(test)}: lower n_extra.")
-    return test[split.extra]
+def experiment_split(cfg:dict, data:TensorData)->Split:
+    "The seeded S_S / S_C / S_I / S_E split of a chapter run's pool, with its canaries assigned to f, g and neither."
+    pool = data[torch.arange(_pool_size(cfg))]
+    planted, split = plant_canaries(pool, _pool_split(cfg, pool), cfg['n_canaries'], cfg['seed'])
+    if planted.fingerprint() != data.fingerprint(): raise ValueError(
+        "This data is not the pool and canaries of this configuration: make both with experiment_data(cfg).")
+    return split
+
+def experiment_extra(cfg:dict, data:TensorData, split:Split)->TensorData:
+    "The held-out points S_E of a chapter run: training-split points of the pool that neither encoder trains on."
+    return data[split.extra]
+
+def experiment_shift(cfg:dict, test:TensorData)->TensorData:
+    "As many test-split points as S_E, drawn per seed: a distribution-shift check beside S_E, never a null."
+    if cfg['n_extra'] > len(test): raise ValueError(
+        f"n_extra={cfg['n_extra']} held-out points, but the {cfg['dataset']} test split has only {len(test)}: lower n_extra.")
+    return test[torch.randperm(len(test), generator=make_generator(cfg['seed']))[:cfg['n_extra']].sort().values]
+
+def experiment_canaries(data:TensorData, split:Split)->dict:
+    "The planted canaries of a chapter run: `{'candidates': f's, 'independent': g's, 'extra': neither's}` as data."
+    return {k: data[v] for k, v in split.canaries.items()}
 
 def encoder_kw(cfg:dict)->dict: return dict(width=cfg['width']) if cfg['arch'] == 'resnet9' else {}
 def method_kw(cfg:dict)->dict: return dict(temperature=cfg['temperature']) if cfg['method'] == 'simclr' else {}
