@@ -108,6 +108,6 @@ def test_missing_dataset_says_how_to_get_it(runs, nb):
 def test_bad_parameters_are_errors(runs):
     r = papermill('10_unitmem.ipynb', runs/'a.ipynb', 'preset', 'smoke', 'epochz', 3)
     assert r.returncode != 0 and 'Unknown parameter(s) epochz' in _error(r)
-    assert 'Valid: dataset, arch, method, preset, seed, protocol, n_total' in _error(r)      # each name once
+    assert 'Valid: dataset, arch, method, preset, seed, train_seed, protocol, n_total' in _error(r)      # each name once
     r = papermill('09_layermem.ipynb', runs/'b.ipynb', 'preset', 'fast')
     assert r.returncode != 0 and "Unknown preset 'fast'" in _error(r) and 'smoke, quick, paper' in _error(r)

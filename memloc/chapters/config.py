@@ -20,7 +20,7 @@ __all__ = ['PRESET_NAMES', 'PRESETS', 'DEFAULTS', 'CHOICES', 'PARAMETERS', 'FRAM
            'INTERVENTION_PRESETS', 'PRIVACY_PARAMETERS', 'CHAPTERS', 'preset_table', 'Chapter', 'chapter_parameters',
            'chapter_presets', 'injected_parameters', 'check_choice', 'check_extra', 'check_parameter', 'resolve_config',
            'chapter_config', 'variant', 'default_out_dir', 'save_run_record', 'experiment_data', 'experiment_split',
-           'experiment_extra', 'experiment_shift', 'experiment_canaries', 'encoder_kw', 'method_kw',
+           'experiment_extra', 'experiment_shift', 'experiment_canaries', 'training_seed', 'encoder_kw', 'method_kw',
            'experiment_snapshots', 'experiment_pair', 'experiment_init', 'experiment_supervised']
 
 # %% ../../nbs/08_config.ipynb #3595fc77
@@ -58,10 +58,10 @@ PRESETS = preset_table(dict(
     n_extra        = (60,          250,             5000),       # held-out training-split points S_E (neither encoder)
     n_canaries     = (4,           50,              100),        # planted canaries per set (f only, g only, neither)
 ))
-DEFAULTS = dict(arch='resnet9', method='simclr', protocol='paper', seed=0)
+DEFAULTS = dict(arch='resnet9', method='simclr', protocol='paper', seed=0, train_seed=None)
 CHOICES = dict(preset=PRESET_NAMES, dataset=DATASETS, arch=tuple(ENCODERS), method=tuple(METHODS),
                protocol=('paper', 'official'))
-PARAMETERS = tuple(dict.fromkeys(('dataset', 'arch', 'method', 'preset', 'seed', 'protocol', *PRESETS['quick'])))
+PARAMETERS = tuple(dict.fromkeys(('dataset', 'arch', 'method', 'preset', 'seed', 'train_seed', 'protocol', *PRESETS['quick'])))
 
 # %% ../../nbs/08_config.ipynb #b411e224
 FRAMEWORK_PARAMETERS = dict(
@@ -150,8 +150,8 @@ def check_choice(name:str, value):
         raise ValueError(f"Unknown {name} {value!r}. Choose one of: {', '.join(map(str, CHOICES[name]))}.")
 
 _FLOATS = ('width', 'lr', 'temperature')
-_OPTIONAL = ('n_total', 'n_shared', 'n_probe')       # None is a value: 'all' / 'everything else'
-_NONNEG = ('seed', 'n_shared', 'n_total')            # may be 0 (other counts must be >= 1)
+_OPTIONAL = ('n_total', 'n_shared', 'n_probe', 'train_seed')  # None is a value: 'all' / 'everything else' / 'the seed'
+_NONNEG = ('seed', 'train_seed', 'n_shared', 'n_total')  # may be 0 (other counts must be >= 1)
 
 def check_extra(name:str, value, default):
     "Raise a `TypeError` unless `value` has the type of the chapter parameter's `default` (None: any)."
@@ -258,6 +258,10 @@ def experiment_canaries(data:TensorData, split:Split)->dict:
     "The planted canaries of a chapter run: `{'candidates': f's, 'independent': g's, 'extra': neither's}` as data."
     return {k: data[v] for k, v in split.canaries.items()}
 
+def training_seed(cfg:dict)->int:
+    "The seed of the encoders' initialisation, order and augmentations: `train_seed`, or the run's seed when None."
+    return cfg['seed'] if cfg.get('train_seed') is None else cfg['train_seed']
+
 def encoder_kw(cfg:dict)->dict: return dict(width=cfg['width']) if cfg['arch'] == 'resnet9' else {}
 def method_kw(cfg:dict)->dict: return dict(temperature=cfg['temperature']) if cfg['method'] == 'simclr' else {}
 
@@ -271,22 +275,22 @@ def experiment_pair(cfg:dict, data:TensorData, split, progress:bool=True,
     "The trained f / g `Pair` of a chapter run, from the run cache when it exists."
     snaps = experiment_snapshots(cfg)
     return train_pair(data, split, arch=cfg['arch'], method=cfg['method'], epochs=cfg['epochs'],
-                      batch_size=cfg['batch_size'], lr=cfg['lr'], seed=cfg['seed'], init_seed=cfg['seed'],
+                      batch_size=cfg['batch_size'], lr=cfg['lr'], seed=training_seed(cfg), init_seed=training_seed(cfg),
                       encoder_kw=encoder_kw(cfg), method_kw=method_kw(cfg), snapshot_epochs=snaps, progress=progress,
                       engine=engine, device=device, roles=roles)
 
 def experiment_init(cfg:dict, data:TensorData|None=None, split=None, calibrate:bool=True)->nn.Module:
     "The untrained encoder f and g started from (eval mode), with BatchNorm statistics recalibrated on f's augmented training data."
-    enc = init_encoder(cfg['arch'], cfg['seed'], **encoder_kw(cfg)).eval()
+    enc = init_encoder(cfg['arch'], training_seed(cfg), **encoder_kw(cfg)).eval()
     if not calibrate: return enc
     if data is None or split is None: raise ValueError("experiment_init needs the data and split to calibrate BatchNorm (or calibrate=False).")
-    return calibrate_bn(enc, data[split.f_train], n_views=2, batch_size=cfg['batch_size'], seed=cfg['seed'])
+    return calibrate_bn(enc, data[split.f_train], n_views=2, batch_size=cfg['batch_size'], seed=training_seed(cfg))
 
 def experiment_supervised(cfg:dict, data:TensorData, split, progress:bool=True, engine=None, device=None)->TrainRecord:
     "A supervised encoder of the same architecture trained on f's data (S_S and S_C) with labels, cached."
     key = dict(kind='supervised', dataset=data.name, data=data.fingerprint(), f_train=config_hash(split.f_train.tolist()),
                arch=cfg['arch'], encoder_kw=encoder_kw(cfg), n_classes=int(data.y.max()) + 1,
-               loop=LOOP_VERSION, **{k: cfg[k] for k in ('sup_epochs', 'batch_size', 'lr', 'seed')})
-    return train(init_encoder(cfg['arch'], cfg['seed'], **encoder_kw(cfg)), Supervised(key['n_classes']), data[split.f_train],
-                 epochs=cfg['sup_epochs'], batch_size=cfg['batch_size'], lr=cfg['lr'], seed=cfg['seed'],
+               loop=LOOP_VERSION, **{k: cfg[k] for k in ('sup_epochs', 'batch_size', 'lr')}, seed=training_seed(cfg))
+    return train(init_encoder(cfg['arch'], training_seed(cfg), **encoder_kw(cfg)), Supervised(key['n_classes']), data[split.f_train],
+                 epochs=cfg['sup_epochs'], batch_size=cfg['batch_size'], lr=cfg['lr'], seed=training_seed(cfg),
                  ckpt=RunCache().dir('supervised', key)/'encoder.pt', config=key, progress=progress, engine=engine, device=device)

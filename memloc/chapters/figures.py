@@ -31,8 +31,10 @@ def _layer_axis(ax, layers:list, label:str='layer'):
     ax.set_xlabel(label, fontsize=8); ax.axhline(0, color='k', lw=0.5)
 
 def _seeds_note(df:pd.DataFrame)->str:
-    n = int(df['n_seeds'].max()) if 'n_seeds' in df else (df['seed'].nunique() if 'seed' in df else 1)
-    return f'mean ± std over {n} seeds' if n > 1 else 'one seed'
+    "What the plotted values are over: a mean ± std of per-seed values, or per-seed rows pooled (units, points)."
+    if 'n_seeds' in df: n = int(df['n_seeds'].max()); return f'mean ± std over {n} seeds' if n > 1 else 'one seed'
+    n = df['seed'].nunique() if 'seed' in df else 1
+    return f'{n} seeds pooled' if n > 1 else 'one seed'
 
 def plot_layermem(df:pd.DataFrame, title:str='')->plt.Figure:
     "LayerMem per layer over D', the Top and the Least points (Table 1); held-out points (`*_extra`) dashed, as the null."

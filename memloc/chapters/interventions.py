@@ -11,7 +11,7 @@ from torch import nn, Tensor
 from ..core import make_generator, RunCache
 from ..data import TensorData, DATASETS, load_split, labelled_sets, resize_images
 from ..encoders import init_encoder
-from .config import INTERVENTION_PRESETS, chapter_presets, check_extra, encoder_kw, method_kw
+from .config import INTERVENTION_PRESETS, chapter_presets, check_extra, encoder_kw, training_seed, method_kw
 from ..ssl import create_method
 from ..train import train, TrainRecord, LOOP_VERSION
 from ..probe import linear_probe
@@ -42,10 +42,10 @@ def train_b(cfg:dict, # the run's configuration (A's recipe)
     if n > len(data): raise ValueError(f"Encoder B should see {n} images, as f did, but {data.name} has {len(data)}: lower the preset's sizes.")
     sub = data[torch.randperm(len(data), generator=make_generator(cfg['seed']))[:n].sort().values]
     key = dict(kind='encoder_b', dataset=sub.name, data=sub.fingerprint(), n=n, arch=cfg['arch'], encoder_kw=encoder_kw(cfg),
-               method=cfg['method'], method_kw=method_kw(cfg), init_seed=cfg['seed'], loop=LOOP_VERSION,
+               method=cfg['method'], method_kw=method_kw(cfg), init_seed=training_seed(cfg), loop=LOOP_VERSION,
                **{k: cfg[k] for k in ('epochs', 'batch_size', 'lr', 'seed')})
-    return train(init_encoder(cfg['arch'], cfg['seed'], **encoder_kw(cfg)), create_method(cfg['method'], **method_kw(cfg)), sub,
-                 epochs=cfg['epochs'], batch_size=cfg['batch_size'], lr=cfg['lr'], seed=cfg['seed'],
+    return train(init_encoder(cfg['arch'], training_seed(cfg), **encoder_kw(cfg)), create_method(cfg['method'], **method_kw(cfg)), sub,
+                 epochs=cfg['epochs'], batch_size=cfg['batch_size'], lr=cfg['lr'], seed=training_seed(cfg),
                  ckpt=RunCache().dir('encoder_b', key)/'encoder.pt', config=key, progress=progress)
 
 # %% ../../nbs/15_interventions.ipynb #b65008e9

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import torch
 from torch import nn, Tensor
-from .config import encoder_kw, method_kw
+from .config import encoder_kw, training_seed, method_kw
 from ..encoders import init_encoder
 from ..train import train_pair, Pair
 from ..dp import dp_engine, dp_compatible, replace_batchnorm, out_of_place, privacy_guarantee, eps_label
@@ -43,13 +43,13 @@ def privacy_pair(cfg:dict, data, split, epsilon:float, # target budget; inf: no 
                  progress:bool=True, snapshot_epochs=(), root=None)->Pair:
     "The f / g pair of a chapter run trained with DP-SGD at budget `epsilon` (inf: without), on DP-compatible modules."
     return train_pair(data, split, arch=cfg['arch'], method=cfg['method'], epochs=cfg['epochs'], batch_size=cfg['batch_size'],
-                      lr=cfg['lr'], seed=cfg['seed'], init_seed=cfg['seed'], encoder_kw=encoder_kw(cfg),
+                      lr=cfg['lr'], seed=training_seed(cfg), init_seed=training_seed(cfg), encoder_kw=encoder_kw(cfg),
                       method_kw=method_kw(cfg), engine=lambda m: dp_engine(epsilon, m, cfg['delta'], cfg['max_grad_norm']),
                       modules=dp_compatible, snapshot_epochs=snapshot_epochs, root=root, progress=progress)
 
 def privacy_init(cfg:dict)->nn.Module:
     "The untrained encoder every pair of a chapter run starts from, in DP-compatible form (GroupNorm: nothing to recalibrate)."
-    return out_of_place(replace_batchnorm(init_encoder(cfg['arch'], cfg['seed'], **encoder_kw(cfg)))).eval()
+    return out_of_place(replace_batchnorm(init_encoder(cfg['arch'], training_seed(cfg), **encoder_kw(cfg)))).eval()
 
 # %% ../../nbs/16_privacy.ipynb #09e5370a
 NO_DP = dict(guarantee='none', guarantee_reason='no DP-SGD: the non-private baseline (same modules and recipe)')

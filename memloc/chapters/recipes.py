@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime, json
 import pandas as pd
 import torch
-from .config import DEFAULTS, chapter_presets, method_kw, experiment_snapshots
+from .config import DEFAULTS, chapter_presets, method_kw, experiment_snapshots, training_seed
 from ..augment import MultiCropAug
 from ..encoders import output_layer
 from ..sslmem import alignment, normalise_scores
@@ -107,7 +107,7 @@ def framework_recipe(cfg:dict, # a chapter config (`chapter_config(..., chapter=
         if img_size != 32: enc['img_size'] = img_size
         if cfg['vit_epochs']: rec['epochs'] = cfg['vit_epochs']
     out = dict(arch=arch, method=method, epochs=cfg['epochs'], batch_size=cfg['batch_size'], lr=cfg['lr'], weight_decay=1e-6,
-               seed=cfg['seed'], init_seed=cfg['seed'], optimizer='adam', schedule=None, warmup_epochs=0)
+               seed=training_seed(cfg), init_seed=training_seed(cfg), optimizer='adam', schedule=None, warmup_epochs=0)
     out.update({k: v for k, v in rec.items() if k not in ('method_kw', 'encoder_kw') and v is not None})
     out['encoder_kw'] = dict(enc, **rec.get('encoder_kw', {}))
     out['method_kw'] = _method_kw(method, rec.get('method_kw', {}), cfg)
