@@ -107,11 +107,12 @@ def _alive(pid:int)->bool:
 def clean_tmp(folder, # a folder memloc writes into
               max_age:float=86400., # seconds after which another host's leftovers count as stale
              )->list[Path]: # the files removed
-    "Remove the temporary files that killed writers left in `folder`."
+    "Remove the temporary files that killed memloc writers left in `folder` (only names memloc makes; never a user's file)."
     removed, host = [], socket.gethostname()
-    for p in Path(folder).glob('.*.tmp') if Path(folder).is_dir() else []:
+    for p in Path(folder).glob('.*.memloc-*.tmp') if Path(folder).is_dir() else []:
         m = _TMP.search(p.name)
-        dead = (m is not None and m[2] == host and not _alive(int(m[1]))) or time.time() - p.stat().st_mtime > max_age
+        if m is None: continue                                   # not a name atomic_path makes: not ours to delete
+        dead = (m[2] == host and not _alive(int(m[1]))) or time.time() - p.stat().st_mtime > max_age
         if dead: p.unlink(missing_ok=True); removed.append(p)
     return removed
 
@@ -249,9 +250,9 @@ def as_images(images, # Tensor (N,C,H,W) of floats in [0, 1] or uint8, or an obj
 def to_float(xb:Tensor, # a batch of uint8 or float images
              device=None, # where to put it; None: where it is
             )->Tensor: # float32 in [0, 1]
-    "A batch as float32 in [0, 1] on `device` (uint8 scaled by 1/255)."
-    xb = xb.to(device) if device is not None else xb
-    return xb.float().div_(255) if xb.dtype == torch.uint8 else xb.float()
+    "A new float32 batch in [0, 1] on `device` (uint8 scaled by 1/255): never the caller's tensor, which an encoder may change in place."
+    if xb.dtype == torch.uint8: return xb.to(device if device is not None else xb.device).float().div_(255)
+    return xb.to(device=device if device is not None else xb.device, dtype=torch.float32, copy=True)
 
 def encoder_device(encoder:nn.Module)->tuple[torch.device, torch.dtype]:
     "Device and floating dtype of `encoder`'s first parameter (or buffer); CPU float32 if it has none."

@@ -208,7 +208,7 @@ def layer_passes(encoders:list, # encoders that all see the same views
             xb = to_float(x[i:i+bs], device if device is not None else devs[0][0])
             v, outs, shapes = make_views(xb, i), [], None
             for j, (e, a, (dev, dt)) in enumerate(zip(encoders, acts, devs)):
-                e(v.to(dev, dt, memory_format=input_layout(v))); check_ran(e, layers, a)
+                e(v.to(dev, dt, memory_format=input_layout(v), copy=True)); check_ran(e, layers, a)   # each its own copy
                 if shapes is None: shapes = {l: a[l].shape for l in layers}
                 else: check_shapes(shapes, a, j)
                 outs.append({l: reduce(l, a[l], len(xb)) for l in layers}); a.clear()
