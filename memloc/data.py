@@ -279,6 +279,13 @@ def _load_image(path, size:int)->torch.Tensor:
     with Image.open(path) as im: im = TF.center_crop(TF.resize(im.convert('RGB'), size), size)
     return TF.pil_to_tensor(im)
 
+def _folder_signature(folder:Path)->str:
+    "A hash of every file's relative path, size and modification time under `folder`: it changes when images are added or replaced."
+    h = hashlib.sha256()
+    for p in sorted(q for q in folder.rglob('*') if q.is_file()):
+        st = p.stat(); h.update(f'{p.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
+    return h.hexdigest()[:12]
+
 def imagenet(root=None, train:bool=True, download:bool=False,
              size:int=64,        # output side in pixels
              n:int|None=None,    # a random subset of `n` images (None: all)
@@ -292,7 +299,7 @@ def imagenet(root=None, train:bool=True, download:bool=False,
         f"ImageNet not found: {folder} is missing or empty." + (" It cannot be downloaded automatically." if download else "")
         + f" Get ILSVRC-2012 from https://image-net.org and put one sub-folder of images per class in {folder} "
         "(and the validation set likewise in .../imagenet/val), or set MEMLOC_DATA to the folder holding imagenet/.")
-    cache_file = folder.parent/'memloc_cache'/f"{folder.name}_{size}_{n or 'all'}_{seed}.pt"
+    cache_file = folder.parent/'memloc_cache'/f"{folder.name}_{size}_{n or 'all'}_{seed}_{_folder_signature(folder)}.pt"
     if cache and cache_file.exists(): return TensorData(**safe_load(cache_file))
     ds = ImageFolder(str(folder))
     idx = torch.arange(len(ds)) if n is None else torch.randperm(len(ds), generator=make_generator(seed))[:n].sort().values

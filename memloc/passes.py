@@ -105,16 +105,22 @@ def auto_batch_size(encoder:nn.Module, x:Tensor, # the images; the first one pro
     "Points per batch for throughput: about `target` images per forward, within `budget` bytes of captured activations."
     dev, dt = encoder_device(encoder)
     with evaluating(encoder), capture(encoder, layers) as acts: encoder(to_float(x[:1], dev).to(dt))
-    check_ran(encoder, layers, acts)
+    check_ran(encoder, layers, acts, rows=1)
     per_image = sum(a.numel() * a.element_size() for a in acts.values())
     target = target or TARGET_IMAGES.get(dev.type, 256) * (torch.get_num_threads() if dev.type == 'cpu' else 1)
     return int(max(1, min(target // per_point, budget // max(1, per_image * per_point))))
 
-def check_ran(encoder:nn.Module, layers:list, acts:dict):
-    "Raise a ValueError naming the `layers` that `encoder`'s forward pass did not run."
+def check_ran(encoder:nn.Module, layers:list, acts:dict, rows:int|None=None):
+    "Raise a ValueError naming the `layers` that did not run, or (given `rows`, the images fed) that are not batch-first."
     missing = [l for l in layers if l not in acts]
     if missing: raise ValueError(f"Layers {missing} did not run in the forward pass of {type(encoder).__name__}: "
                                  "measure modules the forward pass calls (see memloc.encoders.default_layers).")
+    bad = {l: tuple(acts[l].shape) for l in layers if rows is not None and (acts[l].dim() == 0 or acts[l].shape[0] != rows)}
+    if bad: raise ValueError(
+        f"Layers {list(bad)} give activations of shape {list(bad.values())} for {rows} images: their first dimension must "
+        "be the images (batch-first). A sequence-first module (e.g. nn.TransformerEncoderLayer(batch_first=False), "
+        "shape (tokens, images, dim)) mixes points and tokens: measure a batch-first point instead (a module built "
+        "with batch_first=True, or one after the encoder puts the batch first again).")
 
 # %% ../nbs/lib/07_passes.ipynb #8a5c3ceb
 def common_layers(encoders:list, layers=None)->list[str]:
@@ -208,7 +214,7 @@ def layer_passes(encoders:list, # encoders that all see the same views
             xb = to_float(x[i:i+bs], device if device is not None else devs[0][0])
             v, outs, shapes = make_views(xb, i), [], None
             for j, (e, a, (dev, dt)) in enumerate(zip(encoders, acts, devs)):
-                e(v.to(dev, dt, memory_format=input_layout(v), copy=True)); check_ran(e, layers, a)   # each its own copy
+                e(v.to(dev, dt, memory_format=input_layout(v), copy=True)); check_ran(e, layers, a, len(v))   # own copy
                 if shapes is None: shapes = {l: a[l].shape for l in layers}
                 else: check_shapes(shapes, a, j)
                 outs.append({l: reduce(l, a[l], len(xb)) for l in layers}); a.clear()
