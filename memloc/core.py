@@ -12,9 +12,9 @@ from torch import nn, Tensor
 
 # %% auto #0
 __all__ = ['set_seed', 'make_generator', 'default_device', 'in_test', 'test_threads', 'data_dir', 'runs_dir', 'repo_root',
-           'figures_dir', 'atomic_path', 'atomic_save', 'atomic_write_text', 'clean_tmp', 'CorruptedFileError',
-           'UnsafeFileError', 'safe_load', 'git_commit', 'jsonable', 'provenance', 'config_hash', 'RunCache',
-           'progress_mode', 'progress', 'as_images', 'to_float', 'encoder_device']
+           'figures_dir', 'results_dir', 'atomic_path', 'atomic_save', 'atomic_write_text', 'clean_tmp',
+           'CorruptedFileError', 'UnsafeFileError', 'safe_load', 'git_commit', 'jsonable', 'provenance', 'config_hash',
+           'RunCache', 'progress_mode', 'progress', 'as_images', 'to_float', 'encoder_device']
 
 # %% ../nbs/lib/00_core.ipynb #42abeeea
 def set_seed(seed:int, # seed for `random`, NumPy and torch (all devices)
@@ -69,9 +69,14 @@ def repo_root(start=None)->Path|None:
     return next((d for d in cands if (d/'settings.ini').exists() and (d/'nbs').is_dir()), None)
 
 def figures_dir()->Path:
-    "Where tables and figures go: `$MEMLOC_FIGURES`, else `figures/` of the repository, else `./figures`."
+    "The committed reference tables and figures: `$MEMLOC_FIGURES`, else `figures/` of the repository, else `./figures`."
     root = repo_root()
     return _env_dir('MEMLOC_FIGURES', (root or Path.cwd())/'figures')
+
+def results_dir()->Path:
+    "Where a run writes its tables and figures unless told: `$MEMLOC_FIGURES` when set, else `runs_dir()/'figures'` (never the committed ones)."
+    if os.environ.get('MEMLOC_FIGURES'): return figures_dir()
+    p = runs_dir()/'figures'; p.mkdir(parents=True, exist_ok=True); return p
 
 # %% ../nbs/lib/00_core.ipynb #fc5a3375
 def _tmp_prefix(path:Path)->str: return f'.{path.name}.memloc-{os.getpid()}@{socket.gethostname()}.'

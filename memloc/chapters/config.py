@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from torch import nn
-from ..core import in_test, figures_dir, runs_dir, config_hash, jsonable, provenance, atomic_write_text, RunCache, make_generator
+from ..core import in_test, figures_dir, results_dir, runs_dir, config_hash, jsonable, provenance, atomic_write_text, RunCache, make_generator
 from ..data import load_dataset, memorization_split, plant_canaries, DATASETS, TensorData, Split
 from ..encoders import create_encoder, init_encoder, ENCODERS
 from ..ssl import Supervised, METHODS
@@ -19,9 +19,10 @@ from ..train import train_pair, train, Pair, TrainRecord, calibrate_bn, LOOP_VER
 __all__ = ['PRESET_NAMES', 'PRESETS', 'DEFAULTS', 'CHOICES', 'PARAMETERS', 'FRAMEWORK_PARAMETERS', 'FRAMEWORK_PRESETS',
            'INTERVENTION_PRESETS', 'PRIVACY_PARAMETERS', 'CHAPTERS', 'preset_table', 'Chapter', 'chapter_parameters',
            'chapter_presets', 'injected_parameters', 'check_choice', 'check_extra', 'check_parameter', 'resolve_config',
-           'chapter_config', 'variant', 'default_out_dir', 'save_run_record', 'experiment_data', 'experiment_split',
-           'experiment_extra', 'experiment_shift', 'experiment_canaries', 'training_seed', 'encoder_kw', 'method_kw',
-           'experiment_snapshots', 'experiment_pair', 'experiment_init', 'experiment_supervised']
+           'chapter_config', 'variant', 'default_out_dir', 'save_run_record', 'reference_note', 'experiment_data',
+           'experiment_split', 'experiment_extra', 'experiment_shift', 'experiment_canaries', 'training_seed',
+           'encoder_kw', 'method_kw', 'experiment_snapshots', 'experiment_pair', 'experiment_init',
+           'experiment_supervised']
 
 # %% ../../nbs/08_config.ipynb #3595fc77
 PRESET_NAMES = ('smoke', 'quick', 'paper')
@@ -209,8 +210,8 @@ def variant(cfg:dict, chapter:str|None=None)->str:
     return name if len(name) <= 60 else f'variant-{config_hash(diff, 8)}'
 
 def default_out_dir(cfg:dict, root=None, chapter:str|None=None)->Path:
-    "Where a run's tables and figures go: `<root>/<preset>/<dataset>[/<variant>]/seed<seed>`; root: `figures/` (smoke: under `runs_dir()`)."
-    root = Path(root) if root else runs_dir()/'figures' if cfg['preset'] == 'smoke' else figures_dir()
+    "Where a run's tables and figures go: `<root>/<preset>/<dataset>[/<variant>]/seed<seed>`; root: `results_dir()`, never the committed `figures/` unless asked."
+    root = Path(root) if root else results_dir()
     d, v = root/cfg['preset']/cfg['dataset'], variant(cfg, chapter)
     return (d/v if v else d)/f"seed{cfg['seed']}"
 
@@ -218,6 +219,19 @@ def save_run_record(cfg:dict, chapter:str, t_start:float)->Path:
     "Write `<out_dir>/<chapter>.run.json`: the chapter, its full configuration, its wall time and provenance."
     rec = dict(chapter=chapter, parameters=cfg, wall_s=round(time.time() - t_start, 1))
     return atomic_write_text(json.dumps(provenance(rec, cfg.get('seed')), indent=1), Path(cfg['out_dir'])/f'{chapter}.run.json')
+
+def reference_note(cfg:dict, chapter:str, table:str, col:str, key:str='layer')->str|None:
+    "How this run's `col` of `table` compares with the committed reference run of the same configuration (None: no such run)."
+    import pandas as pd
+    ref, mine = default_out_dir(cfg, figures_dir(), chapter), Path(cfg['out_dir'])
+    if not (ref/f'{table}.csv').exists() or not (mine/f'{table}.csv').exists() or ref.resolve() == mine.resolve(): return None
+    try: same = json.loads((ref/f'{chapter}.run.json').read_text())['config']['parameters']
+    except (OSError, ValueError, KeyError): return None
+    if {k: v for k, v in same.items() if k != 'out_dir'} != {k: v for k, v in jsonable(cfg).items() if k != 'out_dir'}: return None
+    a, b = (pd.read_csv(d/f'{table}.csv').set_index(key)[col] for d in (mine, ref))
+    if sorted(a.index) != sorted(b.index): return None
+    return (f"{col} per {key} is within {float((a - b.loc[a.index]).abs().max()):.3f} of the committed reference run "
+            f"({ref}); training is bit-exact only on the same CPU model and thread count, so other machines differ a little.")
 
 # %% ../../nbs/08_config.ipynb #c8245e7f
 def _pool_size(cfg:dict)->int:

@@ -8,7 +8,7 @@ import argparse, ast, json, time
 from pathlib import Path
 import pandas as pd
 import matplotlib.pyplot as plt
-from ..core import figures_dir, runs_dir, repo_root, atomic_write_text, provenance, jsonable
+from ..core import figures_dir, results_dir, runs_dir, repo_root, atomic_write_text, provenance, jsonable
 from .config import CHAPTERS, check_choice, PRESETS, resolve_config, default_out_dir, variant
 from .figures import FIGURES, plot_unitmem_datasets
 from ..report import aggregate_seeds, format_mean_std, save_table, save_fig
@@ -136,7 +136,7 @@ def overlay_datasets(preset:str, datasets, seeds, layer:str|None=None, root=None
     units = {ds: stack_seeds({s: run_dir(preset, ds, s, root) for s in seeds}, 'unitmem_units') for ds in datasets}
     fig = plot_unitmem_datasets(units, layer, f'{preset} preset, {len(seeds)} seed(s)')
     cfg = dict(preset=preset, datasets=list(datasets), seeds=list(seeds))
-    p = save_fig(fig, 'unitmem_datasets', cfg, Path(root or (runs_dir()/'figures' if preset == 'smoke' else figures_dir()))/preset)
+    p = save_fig(fig, 'unitmem_datasets', cfg, Path(root or results_dir())/preset)
     plt.close(fig); return p
 
 # %% ../../nbs/17_reproduce.ipynb #5a0bb1c8
@@ -230,7 +230,8 @@ def reproduce_main(argv=None):
     p.add_argument('--datasets', nargs='+', default=None, help="default: the preset's dataset")
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     p.add_argument('--chapters', nargs='+', default=list(GRID_CHAPTERS))
-    p.add_argument('--root', default=None, help='figures root (default: figures/ of the repository)')
+    p.add_argument('--root', default=None, help="figures root (default: your own results folder, runs_dir()/figures)")
+    p.add_argument('--publish', action='store_true', help="write into the repository's figures/ (the committed reference results)")
     p.add_argument('--force', action='store_true', help='re-run chapters that already finished')
     p.add_argument('--shard', default=None, help='i/n: run slice i of n of the (dataset, seed) cells; the last slice to finish aggregates')
     p.add_argument('--aggregate-only', action='store_true', help='only aggregate the runs of a finished grid')
@@ -239,7 +240,9 @@ def reproduce_main(argv=None):
     p.add_argument('--job', nargs='+', default=[], metavar='KEY=VALUE', help='submitit job parameters, e.g. timeout_min=600 slurm_partition=gpu gpus_per_node=1')
     p.add_argument('--no-wait', action='store_true', help='with --submit: return once submitted (the last slice aggregates)')
     a = p.parse_args(argv)
-    grid = dict(preset=a.preset, datasets=a.datasets, seeds=a.seeds, chapters=a.chapters, root=a.root, force=a.force)
+    if a.publish and a.root: raise SystemExit("memloc-reproduce: --publish writes into the repository's figures/; drop --root.")
+    root = str(figures_dir()) if a.publish else a.root
+    grid = dict(preset=a.preset, datasets=a.datasets, seeds=a.seeds, chapters=a.chapters, root=root, force=a.force)
     try:
         if sum(map(bool, (a.shard, a.aggregate_only, a.submit))) > 1: raise ValueError("--shard, --submit and --aggregate-only exclude each other.")
         if a.submit: submit(a.submit, **grid, cluster=a.cluster, wait=not a.no_wait, **dict(map(_job_param, a.job)))
