@@ -100,6 +100,12 @@ def save_ckpt(path, encoder, method, opt, epoch:int, config:dict, history:list, 
                       path.with_suffix('.json'))
     return path
 
+_IDENTITY = ('trained_on', 'network')   # fingerprints of the data a checkpoint was trained on and of its network
+
+def _network(encoder:nn.Module)->str:
+    "The encoder's class and the names and shapes of its parameters and buffers, hashed: two networks that load each other's weights agree."
+    return config_hash([type(encoder).__name__, [(k, list(v.shape)) for k, v in encoder.state_dict().items()]], 12)
+
 def _config_diff(a:dict, b:dict)->list[str]:
     return [f"{k}: {a.get(k)!r} in the checkpoint vs {b.get(k)!r} now" for k in sorted(set(a) | set(b))
             if json.dumps(a.get(k), default=str) != json.dumps(b.get(k), default=str)]
@@ -107,7 +113,12 @@ def _config_diff(a:dict, b:dict)->list[str]:
 def load_ckpt(path, encoder, method, opt, config:dict, schedule=None)->tuple[int, list, dict]:
     "Restore the state saved at `path` into `encoder`, `method`, `opt` (and `schedule`); return `(epochs done, history, engine state)`."
     ck = safe_load(path)
-    diff = _config_diff(json.loads(json.dumps(ck.get('config', {}), default=str)), json.loads(json.dumps(config, default=str)))
+    old = json.loads(json.dumps(ck.get('config', {}), default=str))
+    if unrecorded := [k for k in _IDENTITY if k not in old and k in config]:       # written before memloc recorded them
+        warnings.warn(f"Checkpoint {path} does not record its {' and '.join(unrecorded)} (written by an older memloc): "
+                      "it is resumed on its settings alone. Delete it to be sure it was trained on this data and network.")
+        old.update({k: config[k] for k in unrecorded})
+    diff = _config_diff(old, json.loads(json.dumps(config, default=str)))
     if diff: raise ValueError(f"Checkpoint {path} belongs to a run with other settings ({'; '.join(diff)}). "
                               "Delete it or pass another checkpoint path.")
     encoder.load_state_dict(ck['encoder']); method.load_state_dict(ck['method']); opt.load_state_dict(ck['opt'])
@@ -152,7 +163,8 @@ def train(encoder:nn.Module, method:SSLMethod, data:TensorData,
     spe = engine.steps_per_epoch(len(data), batch_size)
     sched = make_schedule(opt, schedule, epochs * spe, warmup_epochs * spe)
     config = jsonable(dict(config or {}, method=method.config(), epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                           seed=seed, n=len(data), loop=LOOP_VERSION, **_recipe(optimizer, schedule, warmup_epochs, engine)))
+                           seed=seed, n=len(data), trained_on=data.fingerprint(), network=_network(encoder), loop=LOOP_VERSION,
+                           **_recipe(optimizer, schedule, warmup_epochs, engine)))
     if ckpt: clean_tmp(Path(ckpt).parent)
     start, history, state = load_ckpt(ckpt, encoder, method, opt, config, sched) if ckpt and Path(ckpt).exists() else (0, [], {})
     if ckpt and start == 0 and 0 in snapshot_epochs and engine.writes(): atomic_save(encoder.state_dict(), snapshot_path(ckpt, 0))
