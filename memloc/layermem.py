@@ -118,13 +118,18 @@ def layermem_from_scores(scores:dict, # {layer: Tensor[N]} normalised SSLMem (th
                           inputs=inputs, delta_layermem=delta(lm, sub), delta_layermem_top=delta(lm_top, hi))
 
 # %% ../nbs/lib/13_layermem.ipynb #745b27c9
+def _rank_layer(f:nn.Module, order:list)->str:
+    "The layer that ranks Top / Least: the encoder's output for memloc's and timm's encoders, else the deepest measured layer."
+    try: return output_layer(f)
+    except ValueError: return order[-1]
+
 def layermem(f:nn.Module, # encoder trained on the points
              g:nn.Module, # reference encoder that never saw them
              images, # (N,C,H,W) floats in [0, 1] or uint8, or `TensorData`: the candidates
              layers=None, # module names, ints into `default_layers`, or None (`default_layers`)
              top:int=50, # size of the Top and Least sets, ranked by the final layer's SSLMem
              n_random:int|None=100, # LayerMem over this many random points of `images` (the paper's 100; all if fewer); None: all
-             rank_layer:str|None=None, # the layer that ranks the points; None: the encoder's output (`output_layer(f)`)
+             rank_layer:str|None=None, # the layer that ranks the points; None: the encoder's output (`output_layer(f)`; your own encoder: the deepest of `layers`)
              n_aug:int=5, # K, augmentation draws per point
              views:str='pair', # 'pair' | 'clean'
              norm:str='range', # 'range' | 'minmax' | 'none', over all of `images` per layer
@@ -145,7 +150,7 @@ def layermem(f:nn.Module, # encoder trained on the points
         "LayerMem normalises SSLMem over the evaluated set, which needs at least 2 images (one image always scores 0): "
         "pass more points, or norm='none'.")
     order = forward_order(f, common_layers([f, g], layers), x)
-    rank_layer, inputs = rank_layer or output_layer(f), layer_inputs(f, order, x)
+    rank_layer, inputs = rank_layer or _rank_layer(f, order), layer_inputs(f, order, x)
     scored = list(dict.fromkeys(order + [rank_layer] + [i for i in inputs.values() if i]))
     if alignments is None: alignments = alignment([f, g], x, scored, n_aug, views, aug, batch_size, seed, device, protocol)
     a_f, a_g = alignments
