@@ -88,12 +88,15 @@ def plot_sslmem_vs_unitmem(df:pd.DataFrame, title:str='')->plt.Figure:
     ax.set_title(f'{title} ({_seeds_note(df)})', fontsize=9); fig.tight_layout(); return fig
 
 def plot_unitmem_epochs(df:pd.DataFrame, title:str='')->plt.Figure:
-    "Mean UnitMem per layer over training epochs."
+    "Mean UnitMem per layer over training epochs: f (solid), and g (dashed, same colour) where the table has it."
     fig, ax = plt.subplots(figsize=(5, 3))
     for l in dict.fromkeys(df.layer):
         d = df[df.layer == l]
-        ax.errorbar(d.epoch, d.unitmem, yerr=d['unitmem_std'].fillna(0) if 'unitmem_std' in d else None, marker='o', ms=3, label=_short(l))
-    ax.set_xlabel('epoch'); ax.set_ylabel('mean UnitMem'); ax.legend(fontsize=6, ncol=2)
+        line = ax.errorbar(d.epoch, d.unitmem, yerr=d['unitmem_std'].fillna(0) if 'unitmem_std' in d else None, marker='o', ms=3,
+                           label=_short(l))
+        if 'unitmem_g' in d: ax.plot(d.epoch, d.unitmem_g, ls='--', lw=1, color=line[0].get_color())
+    ax.set_xlabel('epoch'); ax.set_ylabel('mean UnitMem (f solid, g dashed)' if 'unitmem_g' in df else 'mean UnitMem')
+    ax.legend(fontsize=6, ncol=2)
     ax.set_title(f'{title} ({_seeds_note(df)})', fontsize=9); fig.tight_layout(); return fig
 
 def plot_classmem_vs_unitmem(df:pd.DataFrame, title:str='')->plt.Figure:
