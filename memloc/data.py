@@ -442,8 +442,11 @@ def memorization_split(n_total:int|TensorData, # size of the training split, or 
     "The SSLMem index sets for a training split of `n_total` points."
     fp = n_total.fingerprint() if isinstance(n_total, TensorData) else None
     if isinstance(n_total, TensorData): n_total = len(n_total)
-    n_total = int(n_total)
     sizes = dict(n_shared=n_shared, n_candidates=n_candidates, n_independent=n_independent, n_extra=n_extra)
+    for k, v in dict(n_total=n_total, **sizes).items():
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))): raise TypeError(
+            f"{k} is a number of points and must be an int, not {v!r} ({type(v).__name__}).")
+    n_total = int(n_total)
     if any(v is not None and v < 0 for v in sizes.values()): raise ValueError(
         f"Split sizes must be >= 0, got {sizes}.")
     if extra_in not in ('train', 'test'): raise ValueError(f"extra_in must be 'train' or 'test', not {extra_in!r}.")

@@ -301,6 +301,10 @@ def prune(encoder:nn.Module,
           seed:int=0, slices:dict|None=None,
           residual:str='branch')->nn.Module: # see `prune_units`
     "A copy of `encoder` without the `fraction` of its units chosen by `select_units`."
+    for l, v in scores.items():
+        if len(torch.as_tensor(v).flatten()) != (u := n_units(encoder, l, slices)): raise ValueError(
+            f"scores of layer {l!r} hold {len(torch.as_tensor(v).flatten())} values for its {u} units: pass one score per unit "
+            "(e.g. unitmem(encoder, images) of this encoder).")
     return prune_units(encoder, select_units(scores, fraction, mode, scope, seed), slices, residual)
 
 # %% ../nbs/lib/16_interventions.ipynb #6e7e23a2

@@ -125,6 +125,8 @@ def check_ran(encoder:nn.Module, layers:list, acts:dict, rows:int|None=None):
 # %% ../nbs/lib/07_passes.ipynb #8a5c3ceb
 def common_layers(encoders:list, layers=None)->list[str]:
     "The layer specs `layers` stands for, checked to exist in every encoder and to be the same for all."
+    if layers is not None and not isinstance(layers, (str, int)) and len(layers) == 0:
+        raise ValueError("layers is empty: name at least one layer, or pass layers=None for the defaults.")
     specs = []
     for i, e in enumerate(encoders):
         try: specs.append(resolve_layers(e, layers))

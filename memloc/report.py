@@ -69,13 +69,18 @@ def format_mean_std(agg:pd.DataFrame, values:list[str], digits:int=3)->pd.DataFr
 def _sidecar(path:Path, config, **extra):
     atomic_write_text(json.dumps(provenance(config, (config or {}).get('seed'), **extra), indent=1), path)
 
+def _check_name(name:str, what:str):
+    "Refuse a name that is not a plain file name: a table or figure is written into its folder, never elsewhere."
+    if not isinstance(name, str) or not name or name in ('.', '..') or Path(name).name != name or '\\' in name:
+        raise ValueError(f"The {what} name {name!r} must be a plain file name without folders: pass the folder as out_dir.")
+
 def save_table(df:pd.DataFrame, name:str, config:dict|None=None, out_dir=None, digits:int=3,
                keys:list|None=None, # columns that identify a row across seeds; None: the non-numeric columns
                pooled:bool=False, # stack over seeds instead of averaging (per-unit / per-point tables)
                figure:str|None=None, # name of the figure function of this module that draws the table
                **extra)->Path:
     "Write `df` as `name.csv` (source of truth), `.md` and `.tex`, plus a `.json` provenance sidecar."
-    d = Path(out_dir or figures_dir()); d.mkdir(parents=True, exist_ok=True); p = d/f'{name}.csv'
+    d = Path(out_dir or figures_dir()); _check_name(name, 'table'); d.mkdir(parents=True, exist_ok=True); p = d/f'{name}.csv'
     missing = [k for k in keys or [] if k not in df.columns]
     if missing: raise ValueError(f"keys {missing} are not columns of table {name!r} ({list(df.columns)}).")
     with atomic_path(p) as tmp: df.to_csv(tmp, index=False)
@@ -94,7 +99,7 @@ def default_keys(df:pd.DataFrame)->list[str]:
 
 def save_fig(fig, name:str, config:dict|None=None, out_dir=None, **extra)->Path:
     "Write `fig` as `name.png` and `name.pdf`, plus a `name.fig.json` provenance sidecar (a table `name` keeps `name.json`)."
-    d = Path(out_dir or figures_dir()); d.mkdir(parents=True, exist_ok=True); p = d/f'{name}.png'
+    d = Path(out_dir or figures_dir()); _check_name(name, 'figure'); d.mkdir(parents=True, exist_ok=True); p = d/f'{name}.png'
     for ext in ('png', 'pdf'):
         with atomic_path(p.with_suffix('.'+ext)) as tmp: fig.savefig(tmp, format=ext, dpi=150, bbox_inches='tight')
     _sidecar(d/f'{name}.fig.json', config, figure=name, **extra)

@@ -124,6 +124,10 @@ def _unit_batches(encoder, x, layers, n_aug, aug, negative, batch_size, seed, de
     for i, n, (mu,) in passes: yield i, mu
 
 # %% ../nbs/lib/14_unitmem.ipynb #20755351
+def _check_float(name:str, dtype):
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"{name} must be a floating dtype (torch.float32, float16, bfloat16), not {dtype!r}: activations are not integers.")
+
 def unit_activations(encoder:nn.Module,
                      images, # (N,C,H,W) floats in [0, 1] or uint8, or `TensorData`
                      layers=None, # module names, ints into `default_layers`, or None (`unit_layers`)
@@ -138,7 +142,7 @@ def unit_activations(encoder:nn.Module,
                      shard:bool=False, # split the batches over the torch.distributed processes; each gets the whole result
                     )->dict: # {layer: Tensor[N, U]}
     "μ: every unit's activation on every point, reduced over space/tokens and averaged over `n_aug` views."
-    negative = _negative(encoder, layers, negative)
+    negative = _negative(encoder, layers, negative); _check_float('dtype', dtype)
     x, layers = as_images(images), _unit_layers(encoder, layers)
     aug, out = default_aug(aug, protocol, unitmem_aug, x.shape[-1]), {}
     for i, mu in _unit_batches(encoder, x, layers, n_aug, aug, negative, batch_size, seed, device, shard):
@@ -214,7 +218,7 @@ def unitmem(encoder:nn.Module,
     negative = _negative(encoder, layers, negative)
     x, layers = as_images(images), _unit_layers(encoder, layers)
     p = protocol_settings(protocol, 'unitmem', rest=rest, n_aug=n_aug); rest, n_aug = p['rest'], p['n_aug']
-    _check_rest(rest)
+    _check_rest(rest); _check_float('store_dtype', store_dtype)
     if len(x) < 2: raise ValueError("UnitMem compares points: pass at least 2 images.")
     aug = default_aug(aug, protocol, unitmem_aug, x.shape[-1])
     b = _unit_batches(encoder, x, layers, n_aug, aug, negative, batch_size, seed, device, shard)
@@ -249,6 +253,8 @@ def _class_means(encoder, x, y, layers, negative, batch_size, device, shard=Fals
 def first_per_class(y:Tensor, n:int|None)->Tensor:
     "Indices of the first `n` points of every class, sorted (all points if `n` is None)."
     if n is None: return torch.arange(len(y))
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"per_class must be a positive int (images kept per class) or None (all), not {n!r}.")
     return torch.cat([torch.nonzero(y == c).flatten()[:n] for c in y.unique()]).sort().values
 
 # %% ../nbs/lib/14_unitmem.ipynb #b982aa2f

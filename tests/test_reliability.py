@@ -210,3 +210,56 @@ def test_weights_of_an_older_training_loop_are_not_reused(runs, monkeypatch):
     first = train_pair(data, split, **TINY).dir
     monkeypatch.setattr(tr, 'LOOP_VERSION', tr.LOOP_VERSION + 1)
     assert train_pair(data, split, **TINY).dir != first
+
+# --- second round: silent wrong results, unsafe writes and crashes found by a careless user (issue 18) ---------
+
+def test_table_names_stay_in_their_folder(tmp_path):
+    import pandas as pd
+    from memloc.report import save_table
+    for bad in ('../../escape', 'sub/t', '..', ''):
+        with pytest.raises(ValueError, match='plain file name'): save_table(pd.DataFrame(dict(a=[1])), bad, out_dir=tmp_path/'figs')
+    assert not (tmp_path/'escape.csv').exists()
+
+def test_unit_metrics_refuse_integer_dtypes_and_bad_per_class():
+    from memloc.unitmem import unit_activations
+    f, g, x = tiny_pair()
+    with pytest.raises(ValueError, match='floating dtype'): unit_activations(f, x, n_aug=0, dtype=torch.int64)
+    with pytest.raises(ValueError, match='floating dtype'): unitmem(f, x, n_aug=0, rest='median', store_dtype=torch.uint8)
+    y = torch.arange(16) % 4
+    for bad in (-1, 0, 2.5):
+        with pytest.raises(ValueError, match='per_class must be a positive int'): classmem(f, x, y, per_class=bad)
+
+def test_probes_refuse_unlabelled_points_k0_and_unscaled_images():
+    from memloc.probe import knn_accuracy, linear_probe
+    f, _, x = tiny_pair(); y = torch.arange(16) % 2
+    with pytest.raises(ValueError, match='k must be a positive int'): knn_accuracy(f, x, y, x, y, k=0)
+    with pytest.raises(ValueError, match='unlabelled'): linear_probe(f, x, y, x, torch.full((16,), -1), epochs=1)
+    with pytest.raises(ValueError, match='unlabelled'): linear_probe(f, x, torch.full((16,), -1), x, y, epochs=1)
+    with pytest.raises(ValueError, match='unnormalised'): linear_probe(f, x * 255, y, x * 255, y, epochs=1)
+
+def test_calibrate_bn_keeps_statistics_without_images():
+    from memloc.train import calibrate_bn
+    f = tiny_encoder(); before = copy.deepcopy(f.state_dict())
+    with pytest.raises(ValueError, match='empty'): calibrate_bn(f, torch.zeros(0, 3, 32, 32))
+    assert all(torch.equal(v, f.state_dict()[k]) for k, v in before.items())
+
+def test_prune_refuses_scores_of_the_wrong_length():
+    from memloc.interventions import prune
+    f = tiny_encoder()
+    with pytest.raises(ValueError, match='values for its 16 units'): prune(f, {'layer2': torch.rand(8)}, 0.5)
+
+def test_train_refuses_late_snapshots_and_bare_tensors(tmp_path):
+    data = synthetic(n=32, seed=0)
+    with pytest.raises(ValueError, match=r'outside 0\.\.2'):
+        train(tiny_encoder(), SimCLR(proj_dim=16, hidden_dim=32), data, epochs=2, ckpt=tmp_path/'c.pt', snapshot_epochs=(5,), progress=False)
+    with pytest.raises(TypeError, match='TensorData'):
+        train(tiny_encoder(), SimCLR(proj_dim=16, hidden_dim=32), torch.rand(10, 3, 32, 32), epochs=1, progress=False)
+
+def test_split_sizes_must_be_ints():
+    with pytest.raises(TypeError, match='n_total is a number of points'): memorization_split(100.7, n_candidates=10, n_independent=10)
+    with pytest.raises(TypeError, match='n_candidates'): memorization_split(100, n_candidates=10.5, n_independent=10)
+
+def test_empty_layer_list_and_n_total_zero():
+    f, g, x = tiny_pair()
+    with pytest.raises(ValueError, match='layers is empty'): sslmem(f, g, x, layers=[], n_aug=2)
+    with pytest.raises(TypeError, match='n_total must be an int >= 1'): resolve_config(dict(preset='smoke', n_total=0))

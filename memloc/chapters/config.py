@@ -152,7 +152,7 @@ def check_choice(name:str, value):
 
 _FLOATS = ('width', 'lr', 'temperature')
 _OPTIONAL = ('n_total', 'n_shared', 'n_probe', 'train_seed')  # None is a value: 'all' / 'everything else' / 'the seed'
-_NONNEG = ('seed', 'train_seed', 'n_shared', 'n_total')  # may be 0 (other counts must be >= 1)
+_NONNEG = ('seed', 'train_seed', 'n_shared', 'n_canaries')  # may be 0 (other counts must be >= 1; n_total: None for 'just the sets')
 
 def check_extra(name:str, value, default):
     "Raise a `TypeError` unless `value` has the type of the chapter parameter's `default` (None: any)."
