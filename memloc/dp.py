@@ -251,6 +251,8 @@ def _epsilon(history:tuple, delta:float, accountant:str)->float:
 def privacy_spent(history:list, # (noise_multiplier, sample_rate, steps) tuples, as an Opacus accountant keeps them
                   delta:float)->dict: # {'prv': epsilon, 'rdp': epsilon}
     "The epsilon at `delta` of the steps in `history`, under the PRV and the RDP accountant (0 before any step)."
+    if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 < delta < 1:
+        raise ValueError(f"delta must lie in (0, 1) (e.g. 1e-5, below 1 / the number of training points), not {delta!r}.")
     return {name: _epsilon(tuple(tuple(h) for h in history), delta, name) for name in ACCOUNTANTS}
 
 def eps_label(epsilon)->str:

@@ -115,6 +115,9 @@ def check_ran(encoder:nn.Module, layers:list, acts:dict, rows:int|None=None):
     missing = [l for l in layers if l not in acts]
     if missing: raise ValueError(f"Layers {missing} did not run in the forward pass of {type(encoder).__name__}: "
                                  "measure modules the forward pass calls (see memloc.encoders.default_layers).")
+    if odd := {l: type(acts[l]).__name__ for l in layers if not isinstance(acts[l], Tensor)}: raise ValueError(
+        f"Layers {list(odd)} output {list(odd.values())}, not a tensor: measure a module whose output is a tensor (e.g. one "
+        "inside the module that returns the dict or tuple).")
     bad = {l: tuple(acts[l].shape) for l in layers if rows is not None and (acts[l].dim() == 0 or acts[l].shape[0] != rows)}
     if bad: raise ValueError(
         f"Layers {list(bad)} give activations of shape {list(bad.values())} for {rows} images: their first dimension must "

@@ -157,8 +157,14 @@ def train(encoder:nn.Module, method:SSLMethod, data:TensorData,
          )->TrainRecord:
     "Train `encoder` with `method` on `data` for `epochs`, checkpointing every epoch; resumes from `ckpt`."
     _check_count('epochs', epochs); _check_count('batch_size', batch_size)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0: raise ValueError(f"lr must be a number > 0, not {lr!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**40: raise ValueError(
+        f"seed must be an int in [0, 2**40), not {seed!r}: every epoch's generator is seeded from it.")
     if not isinstance(data, TensorData): raise TypeError(
         f"train needs a TensorData (images and labels), not {type(data).__name__}: wrap a tensor as TensorData(x, torch.full((len(x),), -1)).")
+    if len(data) < 2 or (batch_size < 2 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in encoder.modules())):
+        raise ValueError(f"Training with BatchNorm needs at least 2 images per batch ({len(data)} images, batch_size {batch_size}): "
+                         "pass more data or a larger batch_size.")
     if late := [e for e in snapshot_epochs if not 0 <= e <= epochs]: raise ValueError(
         f"snapshot_epochs {late} lie outside 0..{epochs} (the epochs trained): no snapshot could be kept for them.")
     device, engine = torch.device(device or default_device()), engine or Engine()

@@ -317,6 +317,10 @@ def unitmem_top_vs_least(f:nn.Module, # encoder trained on the points
     import pandas as pd
     from memloc.stats import ttest_greater, paired_summary, with_holm
     x = as_images(images)
+    for name, idx in (('top', top), ('least', least)):
+        idx = torch.as_tensor(idx)
+        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= len(x)): raise ValueError(
+            f"The {name} indices reach {int(idx.max())} but there are {len(x)} images: index the points passed as `images`.")
     um = {(e, s): unitmem(enc, x[idx], **kwargs) for e, enc in (('f', f), ('g', g)) for s, idx in (('top', top), ('least', least))}
     rows = []
     for l in um[('f', 'top')]:

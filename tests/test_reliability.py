@@ -263,3 +263,29 @@ def test_empty_layer_list_and_n_total_zero():
     f, g, x = tiny_pair()
     with pytest.raises(ValueError, match='layers is empty'): sslmem(f, g, x, layers=[], n_aug=2)
     with pytest.raises(TypeError, match='n_total must be an int >= 1'): resolve_config(dict(preset='smoke', n_total=0))
+
+def test_crashes_become_clear_errors():
+    import pandas as pd
+    from torch import nn
+    from memloc.unitmem import unitmem_top_vs_least
+    from memloc.dp import privacy_spent
+    f, g, x = tiny_pair()
+    with pytest.raises(ValueError, match='indices reach 99 but there are 16 images'):
+        unitmem_top_vs_least(f, g, x, torch.tensor([0, 99]), torch.tensor([1, 2]), n_aug=2)
+    al = alignment([f, g], x, ['prep', 'res2'], n_aug=2)
+    with pytest.raises(ValueError, match="not the ranking layer 'res2'"):
+        layermem(f, g, x, layers=['prep'], alignments=al, rank_alignments=({'prep': al[0]['prep']}, {'prep': al[1]['prep']}), top=4)
+    with pytest.raises(ValueError, match=r'delta must lie in \(0, 1\)'): privacy_spent([(1.0, 0.1, 100)], delta=0)
+    class _Dict(nn.Module):
+        def __init__(self): super().__init__(); self.body = _Inner()
+        def forward(self, x): return self.body(x)['feat']
+    class _Inner(nn.Module):
+        def __init__(self): super().__init__(); self.conv = nn.Conv2d(3, 4, 3)
+        def forward(self, x): return {'feat': self.conv(x).mean((2, 3))}
+    with pytest.raises(ValueError, match='not a tensor'): alignment([_Dict(), _Dict()], x, ['body'], n_aug=2)
+    data = synthetic(n=8, n_outliers=0, seed=0)
+    with pytest.raises(ValueError, match='lr must be a number > 0'): train(tiny_encoder(), SimCLR(proj_dim=16, hidden_dim=32), data, epochs=1, lr=-1e-3, progress=False)
+    with pytest.raises(ValueError, match='at least 2 images per batch'): train(tiny_encoder(), SimCLR(proj_dim=16, hidden_dim=32), data[:1], epochs=1, progress=False)
+    with pytest.raises(ValueError, match='at least 2 images per batch'): train(tiny_encoder(), SimCLR(proj_dim=16, hidden_dim=32), data, epochs=1, batch_size=1, progress=False)
+    with pytest.raises(ValueError, match=r'seed must be an int in \[0, 2\*\*40\)'): train(tiny_encoder(), SimCLR(proj_dim=16, hidden_dim=32), data, epochs=1, seed=10**15, progress=False)
+    with pytest.raises(ValueError, match='below 2\\*\\*40'): resolve_config(dict(preset='quick', seed=10**20))

@@ -174,6 +174,8 @@ def check_parameter(name:str, value):
             raise TypeError(f"Parameter {name} must be a number > 0, not {value!r} ({type(value).__name__}): pass e.g. -p {name} {PRESETS['quick'][name]}.")
         return
     lo = 0 if name in _NONNEG else 1
+    if name in ('seed', 'train_seed') and isinstance(value, int) and value >= 2**40:
+        raise ValueError(f"Parameter {name} must be below 2**40 (every epoch's generator is seeded from it), not {value}.")
     if isinstance(value, bool) or not isinstance(value, int) or value < lo:
         ex = PRESETS['quick'].get(name, 1) if name != 'seed' else 1
         raise TypeError(f"Parameter {name} must be an int >= {lo}, not {value!r} ({type(value).__name__}): pass e.g. -p {name} {ex}.")
