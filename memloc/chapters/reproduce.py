@@ -12,7 +12,7 @@ from ..core import figures_dir, results_dir, runs_dir, repo_root, atomic_write_t
 from .config import CHAPTERS, check_choice, PRESETS, resolve_config, default_out_dir, variant
 from .figures import FIGURES, plot_unitmem_datasets
 from ..report import aggregate_seeds, format_mean_std, save_table, save_fig
-from .verdicts import write_verdicts
+from .verdicts import write_verdicts, retrain_runs
 
 # %% auto #0
 __all__ = ['GRID_CHAPTERS', 'chapters_dir', 'run_dir', 'read_run_record', 'finished_run', 'run_chapter', 'stack_seeds',
@@ -181,7 +181,7 @@ def reproduce(preset:str='quick', datasets=None, seeds=(0, 1, 2), chapters=GRID_
         for ch in folders.values(): tables[ds].update(aggregate(preset, ds, seeds, root, params, ch))
     if len(datasets) > 1 and '10_unitmem' in chapters: overlay_datasets(preset, datasets, seeds, root=root)
     if {'09_layermem', '10_unitmem'} <= set(chapters) and len(seeds) >= 2 and not params:   # the seed-level verdicts
-        for ds in datasets: write_verdicts({s: run_dir(preset, ds, s, root) for s in seeds})
+        for ds in datasets: write_verdicts({s: run_dir(preset, ds, s, root) for s in seeds}, retrains=retrain_runs(preset, ds, root))
     log(f"done in {time.time() - t:.0f} s; results in {run_dir(preset, datasets[0], seeds[0], root, params, chapters[0]).parent}")
     return tables
 
