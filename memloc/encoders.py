@@ -5,6 +5,7 @@
 # %% ../nbs/lib/04_encoders.ipynb #56c530d0
 from __future__ import annotations
 import inspect, re, sys
+from pathlib import Path
 from functools import partial
 import torch
 from torch import nn, Tensor
@@ -14,7 +15,7 @@ from .core import set_seed
 # %% auto #0
 __all__ = ['CIFAR10_STATS', 'ENCODERS', 'Normalize', 'Add', 'conv_bn', 'ResNet9', 'Encoder', 'cifar_resnet', 'vit_patch_size',
            'vit', 'encoder_keywords', 'create_encoder', 'init_encoder', 'vit_class', 'default_layers', 'unit_layers',
-           'unit_negative', 'output_layer', 'vit_sublayer', 'vit_block']
+           'unit_negative', 'output_layer', 'vit_sublayer', 'vit_block', 'with_normalization', 'load_encoder']
 
 # %% ../nbs/lib/04_encoders.ipynb #e4437bce
 CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))  # (mean, std) per channel
@@ -216,3 +217,54 @@ def vit_sublayer(layer:str)->str:
 def vit_block(layer:str)->int:
     "The (0-based) block index of a ViT measurement point."
     return int(_vit_point(layer).group(1))
+
+# %% ../nbs/lib/04_encoders.ipynb #deb44f6e
+def with_normalization(encoder:nn.Module, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))->nn.Sequential:
+    "`encoder` behind `Normalize(mean, std)` (default: ImageNet's), so it takes images in [0, 1] as memloc feeds them."
+    in_chans = len(mean) if isinstance(mean, (list, tuple)) else 3
+    return nn.Sequential(Normalize(mean, std, in_chans), encoder)
+
+_STATE_KEYS = ('state_dict', 'model', 'teacher', 'encoder', 'backbone', 'net')
+
+def _tensors(d)->bool: return isinstance(d, dict) and len(d) > 0 and all(isinstance(v, Tensor) for v in d.values())
+
+def _state_dict(ck, key:str|None, path)->dict:
+    if key is not None:
+        if not isinstance(ck, dict) or key not in ck: raise KeyError(
+            f"{path} has no entry {key!r}; its entries: {list(ck)[:10] if isinstance(ck, dict) else type(ck).__name__}.")
+        ck = ck[key]
+    if _tensors(ck): return ck
+    for k in _STATE_KEYS:
+        if isinstance(ck, dict) and _tensors(ck.get(k)): return ck[k]
+    raise ValueError(f"No state dict of tensors found in {path} (entries: {list(ck)[:10] if isinstance(ck, dict) else type(ck).__name__}): "
+                     "pass key= naming the entry that holds the weights.")
+
+def _best_prefix(keys:list, target:set)->str:
+    "The prefix whose removal makes most checkpoint names match `target` ('' when they already do)."
+    cands = {''} | {k[:i + 1] for k in keys for i, c in enumerate(k) if c == '.'}
+    score = lambda p: sum(k[len(p):] in target for k in keys if k.startswith(p))
+    return max(sorted(cands, key=len), key=score)
+
+def load_encoder(encoder:nn.Module, # the network the weights belong to, built by you (torchvision, timm, your own)
+                 path, # a checkpoint file (.pt, .pth, .ckpt) or a state dict already loaded
+                 key:str|None=None, # the entry holding the weights (e.g. 'teacher'); None: found
+                 prefix:str|None=None, # removed from every name (e.g. 'backbone.'); None: found
+                 ignore=('fc.', 'head.', 'projection', 'prototypes'), # prefixes of checkpoint names that are not the encoder (heads)
+                )->nn.Module: # `encoder` with the weights, in eval mode
+    "Load an encoder trained elsewhere (lightly, solo-learn, VISSL, DINO, timm, torchvision, DDP) safely and strictly."
+    from memloc.core import safe_load
+    ck = safe_load(path) if isinstance(path, (str, Path)) else path
+    sd = _state_dict(ck, key, path if isinstance(path, (str, Path)) else 'the state dict')
+    target = set(encoder.state_dict())
+    p = _best_prefix(list(sd), target) if prefix is None else prefix
+    sd = {k[len(p):]: v for k, v in sd.items() if k.startswith(p)}
+    sd = {k: v for k, v in sd.items() if k in target or not k.startswith(tuple(ignore))}
+    missing, unexpected = sorted(target - set(sd)), sorted(set(sd) - target)
+    if missing or unexpected: raise ValueError(
+        f"The weights do not fit {type(encoder).__name__} (prefix removed: {p!r}): {len(missing)} missing, e.g. {missing[:4]}; "
+        f"{len(unexpected)} unexpected, e.g. {unexpected[:4]}. Build the same architecture the checkpoint was trained with, "
+        "or pass key= / prefix=.")
+    bad = [(k, tuple(v.shape), tuple(encoder.state_dict()[k].shape)) for k, v in sd.items() if v.shape != encoder.state_dict()[k].shape]
+    if bad: raise ValueError(f"Shapes differ for {len(bad)} tensors, e.g. {bad[:3]} (checkpoint, network): another width or variant.")
+    encoder.load_state_dict(sd)
+    return encoder.eval()
