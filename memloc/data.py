@@ -14,7 +14,7 @@ from .core import data_dir, make_generator, atomic_save, atomic_write_text, safe
 
 # %% auto #0
 __all__ = ['FASHION_MNIST_SYSTEM_DIR', 'FASHION_MNIST_CLASSES', 'DIGITS_SIZE', 'DATASETS', 'TensorData', 'synthetic', 'read_idx',
-           'fashion_mnist', 'digits', 'cifar10', 'cifar100', 'svhn', 'stl10', 'imagenet', 'load_dataset',
+           'fashion_mnist', 'digits', 'cifar10', 'cifar100', 'svhn', 'stl10', 'load_image', 'imagenet', 'load_dataset',
            'class_subset', 'Split', 'memorization_split', 'resize_images', 'load_split', 'labelled_sets',
            'canary_images', 'plant_canaries']
 
@@ -272,7 +272,7 @@ def stl10(root=None, train:bool=True, download:bool=False,
     return TensorData(torch.from_numpy(ds.data), _labels(ds), f'stl10-{split}', list(ds.classes))
 
 # %% ../nbs/lib/02_data.ipynb #14406d90
-def _load_image(path, size:int)->torch.Tensor:
+def load_image(path, size:int)->torch.Tensor:
     "One image file -> (3,size,size) uint8: shorter side resized to `size`, centre-cropped."
     from PIL import Image
     import torchvision.transforms.functional as TF
@@ -303,7 +303,7 @@ def imagenet(root=None, train:bool=True, download:bool=False,
     if cache and cache_file.exists(): return TensorData(**safe_load(cache_file))
     ds = ImageFolder(str(folder))
     idx = torch.arange(len(ds)) if n is None else torch.randperm(len(ds), generator=make_generator(seed))[:n].sort().values
-    x = torch.stack([_load_image(ds.samples[i][0], size) for i in idx.tolist()])           # (n,3,size,size)
+    x = torch.stack([load_image(ds.samples[i][0], size) for i in idx.tolist()])           # (n,3,size,size)
     out = TensorData(x, torch.tensor(ds.targets)[idx], f'imagenet-{folder.name}', list(ds.classes))
     if cache: atomic_save(dict(x=out.x, y=out.y, name=out.name, classes=out.classes), cache_file)
     return out

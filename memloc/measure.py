@@ -42,10 +42,10 @@ def read_images(path, size:int|None=None)->Tensor:
     p = Path(path)
     if not p.exists(): raise FileNotFoundError(f"No images at {p}: pass a folder of class sub-folders or a .pt tensor file.")
     if p.is_dir():
-        from memloc.data import _load_image
+        from memloc.data import load_image
         from torchvision.datasets import ImageFolder
         ds = ImageFolder(str(p))
-        return torch.stack([_load_image(s[0], size or 32) for s in ds.samples])
+        return torch.stack([load_image(s[0], size or 32) for s in ds.samples])
     obj = safe_load(p)
     x = obj.get('x') if isinstance(obj, dict) else obj
     if not isinstance(x, Tensor): raise ValueError(f"{p} holds no image tensor (a tensor, or a dict with 'x').")

@@ -157,7 +157,7 @@ def train(encoder:nn.Module, method:SSLMethod, data:TensorData,
          )->TrainRecord:
     "Train `encoder` with `method` on `data` for `epochs`, checkpointing every epoch; resumes from `ckpt`."
     _check_count('epochs', epochs); _check_count('batch_size', batch_size)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0: raise ValueError(f"lr must be a number > 0, not {lr!r}.")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr >= 0: raise ValueError(f"lr must be a number >= 0, not {lr!r}.")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**40: raise ValueError(
         f"seed must be an int in [0, 2**40), not {seed!r}: every epoch's generator is seeded from it.")
     if not isinstance(data, TensorData): raise TypeError(

@@ -284,7 +284,7 @@ def test_crashes_become_clear_errors():
         def forward(self, x): return {'feat': self.conv(x).mean((2, 3))}
     with pytest.raises(ValueError, match='not a tensor'): alignment([_Dict(), _Dict()], x, ['body'], n_aug=2)
     data = synthetic(n=8, n_outliers=0, seed=0)
-    with pytest.raises(ValueError, match='lr must be a number > 0'): train(tiny_encoder(), SimCLR(proj_dim=16, hidden_dim=32), data, epochs=1, lr=-1e-3, progress=False)
+    with pytest.raises(ValueError, match='lr must be a number >= 0'): train(tiny_encoder(), SimCLR(proj_dim=16, hidden_dim=32), data, epochs=1, lr=-1e-3, progress=False)
     with pytest.raises(ValueError, match='at least 2 images per batch'): train(tiny_encoder(), SimCLR(proj_dim=16, hidden_dim=32), data[:1], epochs=1, progress=False)
     with pytest.raises(ValueError, match='at least 2 images per batch'): train(tiny_encoder(), SimCLR(proj_dim=16, hidden_dim=32), data, epochs=1, batch_size=1, progress=False)
     with pytest.raises(ValueError, match=r'seed must be an int in \[0, 2\*\*40\)'): train(tiny_encoder(), SimCLR(proj_dim=16, hidden_dim=32), data, epochs=1, seed=10**15, progress=False)
