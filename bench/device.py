@@ -25,6 +25,7 @@ import torch
 os.environ.setdefault('MEMLOC_PROGRESS', 'none')
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import hardware, sync
+from train import bare_loop, memloc_loop
 
 TRAIN_TARGET, PASS_TARGET, PAIR_TARGET_H = 1.1, 1.2, 1.0
 BF16_TOLERANCE = 1e-2                    # largest relative change of the encoder's output that bf16 may cause
@@ -41,35 +42,13 @@ def peak_mib(device)->float:
     if torch.device(device).type == 'cuda': return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-def bare_train(x, epochs, batch_size, width, device, autocast=False, compile_=False, seed=0):
-    "The SimCLR loop a researcher writes by hand: channels_last, no checkpoints, no abstraction; data already on `device`."
-    from memloc.core import set_seed
-    from memloc.encoders import create_encoder
-    from memloc.augment import simclr_aug
-    from memloc.ssl import SimCLR, nt_xent
-    from memloc.train import epoch_generator, batches
-    set_seed(seed); enc = create_encoder('resnet9', width=width).to(device, memory_format=torch.channels_last)
-    head = SimCLR().setup(enc).head.to(device)
-    opt = torch.optim.Adam([*enc.parameters(), *head.parameters()], lr=1e-3, weight_decay=1e-6)
-    fwd = torch.compile(enc) if compile_ else enc
-    aug = simclr_aug(32); enc.train(); head.train()
-    for epoch in range(epochs):
-        g = epoch_generator(seed, epoch)
-        for idx in batches(len(x), batch_size, g):
-            xb = x[idx.to(device)].float() / 255
-            with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=autocast):
-                loss = nt_xent(head(fwd(aug(xb, g))), head(fwd(aug(xb, g))), 0.5)
-            opt.zero_grad(); loss.backward(); opt.step()
-    return enc
+def bare_train(x, epochs, batch_size, width, device, autocast=False, compile_=False):
+    "The SimCLR loop a researcher writes by hand (bench/train.py's), channels_last, data already on `device`."
+    return bare_loop(x, epochs, batch_size, width, device, torch.channels_last, autocast, compile_=compile_)
 
-def memloc_train(data, epochs, batch_size, width, device, ckpt, seed=0):
-    from memloc.core import set_seed
-    from memloc.encoders import create_encoder
-    from memloc.ssl import SimCLR
-    from memloc.train import train
-    set_seed(seed)
-    return train(create_encoder('resnet9', width=width), SimCLR(), data, epochs=epochs, batch_size=batch_size, seed=seed,
-                 ckpt=ckpt, device=device, progress=False)
+def memloc_train(data, epochs, batch_size, width, device, ckpt):
+    "memloc's `train` as the chapters call it (bench/train.py's)."
+    return memloc_loop(data, epochs, batch_size, width, device, ckpt)
 
 def bare_forward(encoders, views, bs, layout, device):
     with torch.no_grad():

@@ -25,18 +25,19 @@ from memloc.train import train, epoch_generator, batches
 from memloc.distributed import DDPEngine
 from bench_common import hardware, sync
 
-def bare_loop(x, epochs, batch_size, width, device, layout=torch.contiguous_format, autocast=False, seed=0):
-    "The loop a researcher would write by hand: no checkpoints, no progress bar, no abstraction."
+def bare_loop(x, epochs, batch_size, width, device, layout=torch.contiguous_format, autocast=False, seed=0, compile_=False):
+    "The loop a researcher would write by hand: no checkpoints, no progress bar, no abstraction (`compile_`: torch.compile)."
     set_seed(seed); enc = create_encoder('resnet9', width=width).to(device, memory_format=layout)
     head = SimCLR().setup(enc).head.to(device)
     opt = torch.optim.Adam([*enc.parameters(), *head.parameters()], lr=1e-3, weight_decay=1e-6)
     aug = simclr_aug(32); enc.train(); head.train(); x = x.to(device)
+    fwd = torch.compile(enc) if compile_ else enc
     for epoch in range(epochs):
         g = epoch_generator(seed, epoch)
         for idx in batches(len(x), batch_size, g):
             xb = x[idx.to(device)].float() / 255
             with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=autocast):
-                loss = nt_xent(head(enc(aug(xb, g))), head(enc(aug(xb, g))), 0.5)
+                loss = nt_xent(head(fwd(aug(xb, g))), head(fwd(aug(xb, g))), 0.5)
             opt.zero_grad(); loss.backward(); opt.step()
     sync(device)
 

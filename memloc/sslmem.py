@@ -34,11 +34,12 @@ NORMS = ('range', 'minmax', 'none')
 
 def normalise_scores(raw:Tensor, # (N,) raw scores A_g − A_f of the evaluated set
                      norm:str='range', # 'range': raw/(max−min); 'minmax': (raw−min)/(max−min); 'none'
+                     ref:Tensor|None=None, # indices of the points whose min and max set the scale (None: all)
                     )->Tensor:  # (N,)
-    "Normalise raw SSLMem scores over the evaluated set (zeros where max == min)."
+    "Normalise raw SSLMem scores over the evaluated set, or over its points `ref` with the same scale for all (zeros where max == min)."
     if norm not in NORMS: raise ValueError(f"norm must be one of {NORMS}, not {norm!r}.")
     if norm == 'none' or raw.numel() == 0: return raw
-    lo, hi = raw.min(), raw.max()
+    on = raw if ref is None else raw[ref]; lo, hi = on.min(), on.max()
     if hi == lo: return torch.zeros_like(raw)
     return ((raw - lo) if norm == 'minmax' else raw) / (hi - lo)
 
