@@ -13,10 +13,10 @@ from fastcore.basics import patch
 from .core import data_dir, make_generator, atomic_save, atomic_write_text, safe_load, CorruptedFileError
 
 # %% auto #0
-__all__ = ['FASHION_MNIST_SYSTEM_DIR', 'FASHION_MNIST_CLASSES', 'DIGITS_SIZE', 'DATASETS', 'TensorData', 'synthetic', 'read_idx',
-           'fashion_mnist', 'digits', 'cifar10', 'cifar100', 'svhn', 'stl10', 'load_image', 'imagenet', 'load_dataset',
-           'class_subset', 'Split', 'memorization_split', 'resize_images', 'load_split', 'labelled_sets',
-           'canary_images', 'plant_canaries']
+__all__ = ['FASHION_MNIST_SYSTEM_DIR', 'FASHION_MNIST_CLASSES', 'DIGITS_SIZE', 'DATASETS', 'CANARY_KINDS', 'TensorData',
+           'synthetic', 'read_idx', 'fashion_mnist', 'digits', 'cifar10', 'cifar100', 'svhn', 'stl10', 'load_image',
+           'imagenet', 'load_dataset', 'class_subset', 'Split', 'memorization_split', 'resize_images', 'load_split',
+           'labelled_sets', 'canary_images', 'plant_canaries']
 
 # %% ../nbs/lib/02_data.ipynb #a6e73694
 def _index_tensor(t, what:str)->torch.Tensor:
@@ -485,9 +485,19 @@ def labelled_sets(name:str, n:int, size:int, classes=(), seed:int=0)->tuple[Tens
     return resize_images(cut(tr), size), resize_images(cut(te), size)
 
 # %% ../nbs/lib/02_data.ipynb #25e1c99d
+CANARY_KINDS = ('digits', 'blocks')
+
 def canary_images(like:TensorData, # the data the canaries are planted in (their size and channels)
-                  n:int, seed:int)->TensorData:
-    "`n` distinct handwritten-digit glyphs drawn with `seed`, as images of `like`'s size and channels, labelled with their digit."
+                  n:int, seed:int,
+                  kind:str='digits', # 'digits': handwritten glyphs; 'blocks': random 8x8 grey blocks, each image unique
+                 )->TensorData:
+    "`n` distinct canaries drawn with `seed` as images of `like`'s size and channels (digits labelled with their digit, blocks 0)."
+    if kind not in CANARY_KINDS: raise ValueError(f"kind must be one of {CANARY_KINDS}, not {kind!r}.")
+    if kind == 'blocks':
+        g = make_generator(seed)
+        b = (torch.rand(n, 1, 8, 8, generator=g) * 255).round()
+        x = F.interpolate(b, size=like.x.shape[-2:], mode='nearest').to(torch.uint8).expand(-1, like.x.shape[1], -1, -1)
+        return TensorData(x.contiguous(), torch.zeros(n, dtype=torch.long), f'canaries-blocks-{seed}', like.classes)
     d = digits(train=True, n_train=len(_sklearn_digits()[1]) - 1)
     if not 0 <= n <= len(d): raise ValueError(f"n={n} canaries, but only {len(d)} digit glyphs exist: lower n_canaries.")
     pick = torch.randperm(len(d), generator=make_generator(seed))[:n].sort().values
@@ -499,12 +509,14 @@ def canary_images(like:TensorData, # the data the canaries are planted in (their
 
 def plant_canaries(data:TensorData, split:Split,
                    n:int, # canaries per set: f only, g only, neither
-                   seed:int)->tuple[TensorData, Split]:
+                   seed:int,
+                   kind:str='digits', # see `canary_images`
+                  )->tuple[TensorData, Split]:
     "`data` with `3 n` canaries appended and `split` with them assigned at random to f, g and neither (seeded)."
     if split.canary_candidates.numel() or split.canary_extra.numel() or split.canary_independent.numel():
         raise ValueError("This split already has canaries: plant them once, into a split made without them.")
     split.check(data)
-    c = canary_images(data, 3 * n, seed)
+    c = canary_images(data, 3 * n, seed, kind)
     out = TensorData(torch.cat([data.x, c.x]), torch.cat([data.y, c.y]), f'{data.name}+canaries{n}', data.classes, data.outliers)
     idx = len(data) + torch.randperm(3 * n, generator=make_generator(seed + 1))
     cc, ci, ce = (idx[k * n:(k + 1) * n].sort().values for k in range(3))
