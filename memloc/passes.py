@@ -27,6 +27,8 @@ def ident_aug(x:Tensor, generator=None)->Tensor:
 
 def point_seed(seed:int, i:int)->int:
     "Seed of the views of point `i` under the run seed `seed`."
+    if isinstance(seed, bool) or not isinstance(seed, int): raise TypeError(
+        f"seed must be an int (it seeds every point's views), not {seed!r}: pass e.g. seed=0.")
     return (seed * 1_000_003 + i) % 2**63
 
 def independent_seed(seed:int, k:int=1)->int:

@@ -289,3 +289,20 @@ def test_crashes_become_clear_errors():
     with pytest.raises(ValueError, match='at least 2 images per batch'): train(tiny_encoder(), SimCLR(proj_dim=16, hidden_dim=32), data, epochs=1, batch_size=1, progress=False)
     with pytest.raises(ValueError, match=r'seed must be an int in \[0, 2\*\*40\)'): train(tiny_encoder(), SimCLR(proj_dim=16, hidden_dim=32), data, epochs=1, seed=10**15, progress=False)
     with pytest.raises(ValueError, match='below 2\\*\\*40'): resolve_config(dict(preset='quick', seed=10**20))
+
+def test_aggregation_refuses_a_cut_table_and_views_need_an_int_seed(tmp_path):
+    import shutil
+    from memloc.chapters.reproduce import aggregate
+    base = tmp_path/'quick'/'fashion_mnist'
+    for s in (10, 11): shutil.copytree(ROOT/'figures'/'quick'/'fashion_mnist'/f'seed{s}', base/f'seed{s}')
+    tables = aggregate('quick', 'fashion_mnist', [10, 11], root=tmp_path)
+    assert len(tables['sslmem_by_set']) == 8 and 'candidates_minus_independent_ci_low' in tables['sslmem_by_set']
+    p = base/'seed11'/'layermem.csv'; lines = p.read_text().splitlines(); p.write_text('\n'.join(lines[:5]) + '\n' + lines[5][:20])
+    with pytest.raises(ValueError, match="'layermem' does not hold the same rows in every seed"):
+        aggregate('quick', 'fashion_mnist', [10, 11], root=tmp_path)
+    f, g, x = tiny_pair()
+    with pytest.raises(TypeError, match='seed must be an int'): unitmem(f, x, n_aug=2, seed=None)
+
+def test_out_dir_that_is_a_file_is_refused_before_any_work(tmp_path):
+    (tmp_path/'afile').write_text('x')
+    with pytest.raises(ValueError, match='is a file, not a folder'): resolve_config(dict(preset='smoke', out_dir=str(tmp_path/'afile')))

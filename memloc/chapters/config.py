@@ -191,6 +191,8 @@ def resolve_config(params:dict, chapter:str|None=None)->dict:
     for k in PARAMETERS: check_parameter(k, cfg[k])
     for k, d in extra.items(): check_extra(k, cfg[k], d)
     cfg['out_dir'] = str(Path(params.get('out_dir') or default_out_dir(cfg, chapter=chapter)))
+    if Path(cfg['out_dir']).exists() and not Path(cfg['out_dir']).is_dir(): raise ValueError(
+        f"out_dir {cfg['out_dir']} is a file, not a folder: pass a folder for the tables and figures (-p out_dir DIR).")
     return cfg
 
 def chapter_config(ns:dict, # the chapter's globals after its parameters cell

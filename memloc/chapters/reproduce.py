@@ -16,8 +16,8 @@ from .verdicts import write_verdicts, retrain_runs
 
 # %% auto #0
 __all__ = ['GRID_CHAPTERS', 'chapters_dir', 'run_dir', 'read_run_record', 'finished_run', 'run_chapter', 'stack_seeds',
-           'table_meta', 'aggregate_table', 'check_runs', 'aggregate', 'overlay_datasets', 'grid_cells', 'missing_runs',
-           'reproduce', 'submit', 'parse_shard', 'reproduce_main']
+           'table_meta', 'check_rows', 'aggregate_table', 'check_runs', 'aggregate', 'overlay_datasets', 'grid_cells',
+           'missing_runs', 'reproduce', 'submit', 'parse_shard', 'reproduce_main']
 
 # %% ../../nbs/17_reproduce.ipynb #b188a265
 GRID_CHAPTERS = tuple(n for n, c in CHAPTERS.items() if c.in_grid)   # the registry's order: 15 reuses the pair of 09 / 10
@@ -88,6 +88,14 @@ def table_meta(dirs:dict, name:str)->dict:
     m = json.loads(p.read_text())
     return dict(keys=m.get('keys') or [], pooled=bool(m.get('pooled')), figure=m.get('figure'))
 
+def check_rows(df:pd.DataFrame, keys:list, name:str):
+    "Raise if the seeds of stacked table `name` do not hold the same rows (a per-seed file cut short or from another run)."
+    rows = {s: sorted(map(str, g[keys].itertuples(index=False))) if keys else len(g) for s, g in df.groupby('seed')}
+    first = next(iter(rows.values()))
+    if bad := [s for s, r in rows.items() if r != first]: raise ValueError(
+        f"Table {name!r} does not hold the same rows in every seed (seeds {bad} differ from seed {next(iter(rows))}): "
+        "a per-seed file was cut short or written by another run. Re-run that chapter for those seeds (memloc-reproduce --force).")
+
 def aggregate_table(df:pd.DataFrame, keys:list)->tuple[pd.DataFrame, list[str]]:
     "Mean and std over `seed` of every non-key column of a stacked table, and the list of those value columns."
     values = [c for c in df.columns if c not in keys and c != 'seed']
@@ -122,7 +130,7 @@ def aggregate(preset:str, dataset:str, seeds, root=None, params:dict|None=None,
         df, meta = stack_seeds(dirs, name), table_meta(dirs, name)
         if meta['pooled']: tables[name] = df; save_table(df, name, cfg, out, pooled=True, figure=meta['figure'], **extra)
         else:
-            tables[name], values = aggregate_table(df, meta['keys'])
+            check_rows(df, meta['keys'], name); tables[name], values = aggregate_table(df, meta['keys'])
             save_table(tables[name], name, cfg, out, keys=meta['keys'], figure=meta['figure'], **extra)
             shown = format_mean_std(tables[name], values)
             atomic_write_text(shown.to_markdown(index=False), out/f'{name}.md')
