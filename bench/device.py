@@ -26,6 +26,7 @@ os.environ.setdefault('MEMLOC_PROGRESS', 'none')
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import hardware, sync
 from train import bare_loop, memloc_loop
+from passes import images_of as pass_images     # the images memloc feeds each pass, drawn as memloc draws them
 
 TRAIN_TARGET, PASS_TARGET, PAIR_TARGET_H = 1.1, 1.2, 1.0
 BF16_TOLERANCE = 1e-2                    # largest relative change of the encoder's output that bf16 may cause
@@ -55,15 +56,6 @@ def bare_forward(encoders, views, bs, layout, device):
         for i in range(0, len(views), bs):
             v = views[i:i+bs].to(device, memory_format=layout)
             for e in encoders: e(v)
-
-def pass_images(name, x, k):
-    "The images memloc feeds for pass `name`, drawn as memloc draws them."
-    from memloc.passes import draw_views
-    from memloc.augment import simclr_aug
-    if name == 'classmem': return x.float() / 255
-    aug = simclr_aug(x.shape[-1])
-    return torch.cat([draw_views(x[i:i+256].float() / 255, k, aug, 0, i, 'pair' if name == 'alignment' else 'aug')
-                      for i in range(0, len(x), 256)])
 
 def bf16_change(x, width, device)->float:
     "Largest relative change of a trained-from-init encoder's output under bfloat16 autocast, over a batch."

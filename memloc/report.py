@@ -36,11 +36,8 @@ def is_contrast(col:str)->bool:
     return col.endswith('diff') or '_minus_' in col
 
 def _seed_interval(v)->tuple[float, float]:
-    from scipy import stats
-    v = np.asarray(v, dtype=float); v = v[~np.isnan(v)]
-    if len(v) < 2: return math.nan, math.nan
-    h = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
-    return float(v.mean() - h), float(v.mean() + h)
+    from memloc.stats import seed_test
+    t = seed_test(v); return t['ci_low'], t['ci_high']
 
 def aggregate_seeds(df:pd.DataFrame, values:list[str]|None=None, by:list[str]|None=None)->pd.DataFrame:
     "Mean, std and count over `seed` of the `values` columns, grouped by `by`; seed-level intervals of contrasts; p-values listed."

@@ -181,11 +181,14 @@ def hierarchical_bootstrap(groups, # one array per seed: the within-seed values 
     "Percentile interval of the mean of per-seed means, resampling seeds and then the values within each resampled seed."
     gs = [v[~np.isnan(v)] for v in map(_np, groups)]; gs = [v for v in gs if len(v)]
     if len(gs) < 2: return math.nan, math.nan
-    rng, k = np.random.default_rng(seed), len(gs)
-    means = np.empty(n_resamples)
-    for b in range(n_resamples):
-        pick = rng.integers(0, k, k)
-        means[b] = np.mean([gs[j][rng.integers(0, len(gs[j]), len(gs[j]))].mean() for j in pick])
+    rng, k, n = np.random.default_rng(seed), len(gs), np.array([len(v) for v in gs])
+    vals = np.zeros((k, n.max()))                                                  # the values, padded to (k, max n)
+    for j, v in enumerate(gs): vals[j, :n[j]] = v
+    pick = rng.integers(0, k, (n_resamples, k))                                    # seeds, with replacement
+    idx = (rng.random((n_resamples, k, n.max())) * n[pick][..., None]).astype(int)  # then values within each seed
+    keep = np.arange(n.max()) < n[pick][..., None]                                   # a seed draws as many as it has
+    seed_means = (vals[pick[..., None], idx] * keep).sum(-1) / n[pick]
+    means = seed_means.mean(1)
     a = (1 - level) / 2
     return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
 
