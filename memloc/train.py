@@ -258,10 +258,13 @@ class Pair:
     def g(self)->nn.Module: return self.records['g'].encoder
     def __iter__(self): return iter((self.f, self.g))
 
+_TRAINED_SETS = ('shared', 'candidates', 'independent', 'canary_candidates', 'canary_independent')  # the canary sets only when planted
+
 def pair_config(data:TensorData, split:Split, arch:str, method:SSLMethod, encoder_kw:dict, init_seed:int, **recipe)->dict:
     "Everything that determines a trained f / g pair."
     return jsonable(dict(dataset=data.name, data=data.fingerprint(), n=len(data),
-                         split=config_hash({k: getattr(split, k).tolist() for k in ('shared', 'candidates', 'independent')}),
+                         split=config_hash({k: getattr(split, k).tolist() for k in _TRAINED_SETS if getattr(split, k).numel()
+                                            or k in ('shared', 'candidates', 'independent')}),
                          arch=arch, encoder_kw=encoder_kw, method=method.config(), init_seed=init_seed, loop=LOOP_VERSION, **recipe))
 
 def pair_dir(config:dict, root=None)->Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from ..core import in_test, figures_dir, results_dir, runs_dir, config_hash, jsonable, provenance, atomic_write_text, RunCache, make_generator
-from ..data import load_dataset, memorization_split, plant_canaries, DATASETS, TensorData, Split
+from ..data import load_dataset, memorization_split, plant_canaries, CANARY_KINDS, DATASETS, TensorData, Split
 from ..encoders import create_encoder, init_encoder, ENCODERS
 from ..ssl import Supervised, METHODS
 from ..train import train_pair, train, Pair, TrainRecord, calibrate_bn, LOOP_VERSION
@@ -58,9 +58,10 @@ PRESETS = preset_table(dict(
     n_probe        = (100,         2000,            None),       # training images per linear probe; None: all
     n_extra        = (60,          250,             5000),       # held-out training-split points S_E (neither encoder)
     n_canaries     = (4,           50,              100),        # planted canaries per set (f only, g only, neither)
+    canary_kind    = ('blocks',    'blocks',        'blocks'),   # canary images: 'blocks' (unique random 8x8 grey patterns) or 'digits'
 ))
 DEFAULTS = dict(arch='resnet9', method='simclr', protocol='paper', seed=0, train_seed=None)
-CHOICES = dict(preset=PRESET_NAMES, dataset=DATASETS, arch=tuple(ENCODERS), method=tuple(METHODS),
+CHOICES = dict(preset=PRESET_NAMES, dataset=DATASETS, arch=tuple(ENCODERS), method=tuple(METHODS), canary_kind=CANARY_KINDS,
                protocol=('paper', 'official'))
 PARAMETERS = tuple(dict.fromkeys(('dataset', 'arch', 'method', 'preset', 'seed', 'train_seed', 'protocol', *PRESETS['quick'])))
 
@@ -248,7 +249,7 @@ def experiment_data(cfg:dict)->tuple[TensorData, TensorData]:
     train, test = load_dataset(cfg['dataset'], train=True, **kw), load_dataset(cfg['dataset'], train=False, **kw)
     if n > len(train): raise ValueError(f"The {cfg['preset']} preset needs {n} training images but {cfg['dataset']} has {len(train)}.")
     pool = train[torch.randperm(len(train), generator=make_generator(cfg['seed']))[:n].sort().values]
-    return plant_canaries(pool, _pool_split(cfg, pool), cfg['n_canaries'], cfg['seed'])[0], test
+    return plant_canaries(pool, _pool_split(cfg, pool), cfg['n_canaries'], cfg['seed'], cfg['canary_kind'])[0], test
 
 def _pool_split(cfg:dict, pool:TensorData)->Split:
     return memorization_split(pool, n_shared=cfg['n_shared'], n_candidates=cfg['n_candidates'],
@@ -257,7 +258,7 @@ def _pool_split(cfg:dict, pool:TensorData)->Split:
 def experiment_split(cfg:dict, data:TensorData)->Split:
     "The seeded S_S / S_C / S_I / S_E split of a chapter run's pool, with its canaries assigned to f, g and neither."
     pool = data[torch.arange(_pool_size(cfg))]
-    planted, split = plant_canaries(pool, _pool_split(cfg, pool), cfg['n_canaries'], cfg['seed'])
+    planted, split = plant_canaries(pool, _pool_split(cfg, pool), cfg['n_canaries'], cfg['seed'], cfg['canary_kind'])
     if planted.fingerprint() != data.fingerprint(): raise ValueError(
         "This data is not the pool and canaries of this configuration: make both with experiment_data(cfg).")
     return split

@@ -21,8 +21,8 @@ __all__ = ['CHOICE_SEEDS', 'CONFIRMATION_SEEDS', 'ALPHA', 'POWER', 'HYPOTHESES',
            'plot_contrasts', 'retrain_runs', 'training_noise']
 
 # %% ../../nbs/16a_verdicts.ipynb #788369d0
-CHOICE_SEEDS = (0, 1)                         # chose the quick preset (0, 1) and the number of canaries (0)
-CONFIRMATION_SEEDS = tuple(range(10, 20))     # test the hypotheses; chose nothing
+CHOICE_SEEDS = (0, 1)                         # chose the quick preset (0, 1), the number and kind of canaries (0)
+CONFIRMATION_SEEDS = tuple(range(20, 30))     # test the hypotheses; chose nothing (10-19: first grid, digit canaries)
 ALPHA, POWER = 0.05, 0.8                      # level of the family (one-sided), power of the minimal detectable effect
 
 # %% ../../nbs/16a_verdicts.ipynb #4cfec194
@@ -242,7 +242,7 @@ def plot_contrasts(lc:pd.DataFrame, title:str=''):
     return fig
 
 # %% ../../nbs/16a_verdicts.ipynb #57ef56a8
-RETRAIN_SEEDS = (1010, 2010)   # train_seed of the extra trainings of CONFIRMATION_SEEDS[0]
+RETRAIN_SEEDS = (1020, 2020)   # train_seed of the extra trainings of CONFIRMATION_SEEDS[0]
 
 def retrain_runs(preset:str='quick', dataset:str|None=None, root=None)->dict:
     "`{train_seed: run folder}` of the retrainings of the first confirmation seed that exist."
