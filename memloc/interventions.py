@@ -15,7 +15,7 @@ from .core import jsonable, make_generator
 from .data import TensorData
 from .augment import simclr_aug
 from .features import resolve_layers, capture, unit_reduce
-from .core import as_images
+from .core import as_images, to_float
 from .ssl import SSLMethod, Supervised
 from .train import train, TrainRecord
 from .unitmem import unitmem, UnitMemResult
@@ -23,7 +23,7 @@ from .unitmem import unitmem, UnitMemResult
 # %% auto #0
 __all__ = ['RESIDUAL', 'MODES', 'SCOPES', 'layer_modules', 'layer_keys', 'replace_layers', 'unit_slices', 'n_units',
            'trainable_tensors', 'restricted', 'finetune', 'select_units', 'prune_units', 'prune', 'UnitActivation',
-           'tune_unit', 'UnitCheck', 'unit_check']
+           'UnitSelectivity', 'tune_unit', 'UnitCheck', 'unit_check']
 
 # %% ../nbs/lib/16_interventions.ipynb #7469436f
 def _is_vit_block(m:nn.Module)->bool: return all(hasattr(m, a) for a in ('norm1', 'attn', 'norm2', 'mlp'))
@@ -327,6 +327,26 @@ class UnitActivation(SSLMethod):
             encoder((self.aug or simclr_aug(x.shape[-1]))(x, generator))
         return -sum(unit_reduce(acts[a]) for a in at)[:, self.unit].mean()
     def config(self): return dict(name=self.name, layer=self.layer, unit=self.unit, pre=self.pre, aug=jsonable(self.aug))
+
+class UnitSelectivity(UnitActivation):
+    "Objective raising unit `unit` of `layer` on the point's views relative to its mean on views of other points."
+    name = 'unit_selectivity'
+    def __init__(self, layer:str, unit:int,
+                 others:Tensor, # (M, C, H, W) the other points (uint8 or floats in [0, 1]), the point itself excluded
+                 n_others:int=32, # other points drawn (with replacement, seeded) per step
+                 pre:bool=True, aug=None):
+        super().__init__(layer, unit, pre, aug)
+        if len(others) < 1: raise ValueError("UnitSelectivity needs at least one other point to be selective against.")
+        self.others, self.n_others = as_images(others), n_others
+    def loss(self, encoder, x, y=None, generator=None):
+        pick = torch.randint(len(self.others), (self.n_others,), generator=generator, device=generator.device if generator else 'cpu')
+        xo = to_float(self.others[pick.to(self.others.device)], x.device)
+        at = _preact(encoder, self.layer) if self.pre else [self.layer]
+        with capture(encoder, at, clone=len(at) > 1) as acts:
+            encoder((self.aug or simclr_aug(x.shape[-1]))(torch.cat([x, xo]), generator))
+        a = sum(unit_reduce(acts[k]) for k in at)[:, self.unit]
+        return -(a[:len(x)].mean() - a[len(x):].mean())
+    def config(self): return dict(super().config(), name=self.name, n_others=self.n_others, others=len(self.others))
 
 def _one_image(x:Tensor)->Tensor:
     "One image (C,H,W) or (1,C,H,W), uint8 or floats in [0, 1], as a (1,C,H,W) uint8 batch (what `train` stores)."

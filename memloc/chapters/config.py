@@ -19,9 +19,9 @@ from ..train import train_pair, train, Pair, TrainRecord, calibrate_bn, LOOP_VER
 __all__ = ['PRESET_NAMES', 'PRESETS', 'DEFAULTS', 'CHOICES', 'PARAMETERS', 'FRAMEWORK_PARAMETERS', 'FRAMEWORK_PRESETS',
            'INTERVENTION_PRESETS', 'PRIVACY_PARAMETERS', 'CHAPTERS', 'preset_table', 'Chapter', 'chapter_parameters',
            'chapter_presets', 'injected_parameters', 'check_choice', 'check_extra', 'check_parameter', 'resolve_config',
-           'chapter_config', 'variant', 'default_out_dir', 'save_run_record', 'reference_note', 'experiment_data',
-           'experiment_split', 'experiment_extra', 'experiment_shift', 'experiment_canaries', 'training_seed',
-           'encoder_kw', 'method_kw', 'experiment_snapshots', 'experiment_pair', 'experiment_init',
+           'chapter_config', 'variant', 'default_out_dir', 'save_run_record', 'reference_note', 'pool_indices',
+           'experiment_data', 'experiment_split', 'experiment_extra', 'experiment_shift', 'experiment_canaries',
+           'training_seed', 'encoder_kw', 'method_kw', 'experiment_snapshots', 'experiment_pair', 'experiment_init',
            'experiment_supervised']
 
 # %% ../../nbs/08_config.ipynb #3595fc77
@@ -86,10 +86,12 @@ FRAMEWORK_PRESETS = preset_table(dict(
 ))
 INTERVENTION_PRESETS = preset_table(dict(
     #                        smoke        quick       paper
-    dataset_b           = ('synthetic', 'digits',   'stl10'),    # encoder B's dataset
+    dataset_b           = ('synthetic', 'fashion_mnist', 'stl10'),  # encoder B's dataset (A's: training-split images not in A's pool)
     classes_b           = ([],          [],         []),         # only these classes of dataset_b (relabelled); []: all
-    probe_points        = (100,         1000,       0),          # training and test images per linear probe (0: all)
-    n_random_draws      = (3,           4,          10),         # random choices per row (distinct; all if fewer exist)
+    invert_b            = (False,       True,       False),      # B's images inverted (255 - x), for SSL and probes
+    probe_points        = (100,         1000,       0),          # training images per linear probe (0: all)
+    probe_test_points   = (100,         0,          0),          # test images per linear probe (0: all)
+    n_random_draws      = (3,           10,         10),         # random choices per row (distinct; all if fewer exist)
     n_layers            = ([1, 2],      [1, 2, 3],  [1, 2, 3]),  # numbers of layers replaced / fine-tuned
     fractions           = ([0.1, 0.2],  [0.1, 0.2], [0.1, 0.2]), # shares of units pruned
     finetune_n          = (64,          500,        0),          # labelled images of B fine-tuned on (0: all)
@@ -100,6 +102,7 @@ INTERVENTION_PRESETS = preset_table(dict(
     check_units         = (1,           1,          1),          # units at each end of the layer's UnitMem ranking
     check_points        = (2,           3,          5),          # points each unit is trained on
     check_steps         = (3,           50,         50),         # optimiser steps of the unit's training
+    check_objective     = ('selectivity', 'selectivity', 'selectivity'),  # the unit on the point relative to others, or 'activation'
 ))
 PRIVACY_PARAMETERS = dict(
     epsilons=[None, 8.0, 4.0, 1.0], # privacy budgets of DP-SGD; None: no DP (the baseline)
@@ -242,13 +245,17 @@ def reference_note(cfg:dict, chapter:str, table:str, col:str, key:str='layer')->
 def _pool_size(cfg:dict)->int:
     return cfg['n_total'] or (cfg['n_shared'] or 0) + cfg['n_candidates'] + cfg['n_independent'] + cfg['n_extra']
 
+def pool_indices(cfg:dict, n_train:int)->torch.Tensor:
+    "Sorted indices into the training split (of `n_train` images) of a chapter run's pool: the seed's random draw."
+    return torch.randperm(n_train, generator=make_generator(cfg['seed']))[:_pool_size(cfg)].sort().values
+
 def experiment_data(cfg:dict)->tuple[TensorData, TensorData]:
     "The (train, test) data of a chapter run: the seed's random pool of training-split points with the canaries after it."
     n = _pool_size(cfg)
     kw = dict(n=n, seed=cfg['seed']) if cfg['dataset'] == 'synthetic' else {}
     train, test = load_dataset(cfg['dataset'], train=True, **kw), load_dataset(cfg['dataset'], train=False, **kw)
     if n > len(train): raise ValueError(f"The {cfg['preset']} preset needs {n} training images but {cfg['dataset']} has {len(train)}.")
-    pool = train[torch.randperm(len(train), generator=make_generator(cfg['seed']))[:n].sort().values]
+    pool = train[pool_indices(cfg, len(train))]
     return plant_canaries(pool, _pool_split(cfg, pool), cfg['n_canaries'], cfg['seed'], cfg['canary_kind'])[0], test
 
 def _pool_split(cfg:dict, pool:TensorData)->Split:

@@ -9,9 +9,10 @@ import pandas as pd
 import torch, torch.nn.functional as F
 from torch import nn, Tensor
 from ..core import make_generator, RunCache
-from ..data import TensorData, DATASETS, load_split, labelled_sets, resize_images
+from ..data import TensorData, DATASETS, load_split, labelled_sets, resize_images, class_subset
 from ..encoders import init_encoder
-from .config import INTERVENTION_PRESETS, chapter_presets, check_extra, encoder_kw, training_seed, method_kw
+from .config import (INTERVENTION_PRESETS, chapter_presets, check_extra, encoder_kw, training_seed, method_kw,
+                                    pool_indices)
 from ..ssl import create_method
 from ..train import train, TrainRecord, LOOP_VERSION
 from ..probe import linear_probe
@@ -19,15 +20,22 @@ from ..stats import adjust_pvalues, beyond_random, with_holm
 from ..unitmem import UnitMemResult, unitmem_from_mu
 
 # %% auto #0
-__all__ = ['LAYER_CHOICES', 'chapter_settings', 'train_b', 'probe_accuracies', 'rank_layers', 'layer_scores', 'layer_choices',
-           'random_subsets', 'vs_random_table', 'point_rank']
+__all__ = ['CHECK_OBJECTIVES', 'LAYER_CHOICES', 'chapter_settings', 'train_b', 'inverted', 'b_images', 'probe_sets',
+           'probe_accuracies', 'rank_layers', 'layer_scores', 'layer_choices', 'random_subsets', 'vs_random_table',
+           'point_rank']
 
 # %% ../../nbs/15_interventions.ipynb #cd0b4cf7
+CHECK_OBJECTIVES = ('selectivity', 'activation')
+
 def chapter_settings(cfg:dict)->dict:
     "The chapter's own settings of run `cfg`, checked: its parameters where given, else the preset's (`INTERVENTION_PRESETS`)."
     iv = chapter_presets(cfg, '15_interventions')
     for k, v in iv.items(): check_extra(k, v, INTERVENTION_PRESETS['quick'][k])
     if iv['dataset_b'] not in DATASETS: raise ValueError(f"Unknown dataset_b {iv['dataset_b']!r}. Choose one of: {', '.join(DATASETS)}.")
+    if iv['check_objective'] not in CHECK_OBJECTIVES: raise ValueError(
+        f"Unknown check_objective {iv['check_objective']!r}. Choose one of: {', '.join(CHECK_OBJECTIVES)}.")
+    if iv['probe_points'] < 0 or iv['probe_test_points'] < 0: raise ValueError(
+        "probe_points and probe_test_points count images per probe: pass 0 for all, or a positive number.")
     bad = [k for k in ('n_random_draws', 'finetune_epochs', 'finetune_batch_size', 'check_units', 'check_points', 'check_steps') if iv[k] < 1]
     bad += [k for k in ('n_layers',) if not iv[k] or min(iv[k]) < 1] + [k for k in ('fractions',) if not all(0 < v <= 1 for v in iv[k])]
     if bad: raise ValueError(f"Parameters {bad} are out of range: counts >= 1, n_layers a list of ints >= 1, fractions in (0, 1].")
@@ -47,6 +55,31 @@ def train_b(cfg:dict, # the run's configuration (A's recipe)
     return train(init_encoder(cfg['arch'], training_seed(cfg), **encoder_kw(cfg)), create_method(cfg['method'], **method_kw(cfg)), sub,
                  epochs=cfg['epochs'], batch_size=cfg['batch_size'], lr=cfg['lr'], seed=training_seed(cfg),
                  ckpt=RunCache().dir('encoder_b', key)/'encoder.pt', config=key, progress=progress)
+
+# %% ../../nbs/15_interventions.ipynb #a1d961b2
+def inverted(d:TensorData)->TensorData:
+    "The images of `d` with inverted intensities (255 − x): the same objects on the opposite background."
+    return TensorData(255 - d.x, d.y, f'{d.name}-inverted', d.classes)
+
+def b_images(cfg:dict, # the run's configuration (A's dataset and pool)
+             iv:dict, # the chapter's settings (dataset_b, classes_b, invert_b)
+             seed:int, n:int)->TensorData: # `seed`, `n`: for the synthetic dataset
+    "Encoder B's SSL training images: dataset B's training split without A's pool, its classes, inverted if asked."
+    d = load_split(iv['dataset_b'], True, None, seed, n)
+    if iv['dataset_b'] == cfg['dataset'] != 'synthetic':
+        keep = torch.ones(len(d), dtype=torch.bool)
+        keep[pool_indices(cfg, len(d))] = False
+        d = d[keep.nonzero().flatten()]
+    d = class_subset(d, iv['classes_b']) if iv['classes_b'] else d
+    return inverted(d) if iv['invert_b'] else d
+
+def probe_sets(name:str, n_train:int, n_test:int, # images of each split (0: all)
+               size:int, classes=(), invert:bool=False, seed:int=0)->tuple[TensorData, TensorData]:
+    "Labelled (train, test) images of dataset `name` at `size` for probes and fine-tuning: the first of each split."
+    tr, te = labelled_sets(name, 0, size, classes, seed)
+    cut = lambda d, k: d[torch.arange(min(k, len(d)))] if k else d
+    tr, te = cut(tr, n_train), cut(te, n_test)
+    return (inverted(tr), inverted(te)) if invert else (tr, te)
 
 # %% ../../nbs/15_interventions.ipynb #b65008e9
 def probe_accuracies(encoder:nn.Module,

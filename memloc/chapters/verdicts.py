@@ -15,10 +15,10 @@ from ..stats import seed_test, minimal_effect, adjust_pvalues, verdict
 from .config import PRESETS
 
 # %% auto #0
-__all__ = ['CHOICE_SEEDS', 'CONFIRMATION_SEEDS', 'ALPHA', 'POWER', 'HYPOTHESES', 'CANARY', 'CANARY_DETECTED', 'BEGIN', 'END',
-           'RETRAIN_SEEDS', 'read_table', 'table_value', 'layer_slope', 'Hypothesis', 'seed_effects', 'verdicts',
-           'grid_runs', 'verdict_markdown', 'write_verdicts', 'readme_verdicts', 'sync_readme', 'layer_contrasts',
-           'plot_contrasts', 'retrain_runs', 'training_noise']
+__all__ = ['CHOICE_SEEDS', 'CONFIRMATION_SEEDS', 'ALPHA', 'POWER', 'HYPOTHESES', 'CANARY', 'CANARY_DETECTED',
+           'INTERVENTION_HYPOTHESES', 'BEGIN', 'END', 'RETRAIN_SEEDS', 'read_table', 'table_value', 'layer_slope',
+           'Hypothesis', 'seed_effects', 'verdicts', 'grid_runs', 'verdict_markdown', 'write_verdicts',
+           'readme_verdicts', 'sync_readme', 'layer_contrasts', 'plot_contrasts', 'retrain_runs', 'training_noise']
 
 # %% ../../nbs/16a_verdicts.ipynb #788369d0
 CHOICE_SEEDS = (0, 1)                         # chose the quick preset (0, 1), the number and kind of canaries (0)
@@ -112,6 +112,53 @@ CANARY_DETECTED = Hypothesis('canaries_detected', "f's canaries detected within 
                              '1 if detected in the seed, else 0', lambda r: float(table_value(r, 'canaries', 'detected')),
                              family='control')
 
+# %% ../../nbs/16a_verdicts.ipynb #d823b15d
+def _vs_random(run, table:str, metric:str, choice:str, by='n_layers', col:str='choice', where:dict|None=None)->float:
+    "One run's `metric` of the chosen rows minus the random rows', averaged over the table's groups `by`."
+    df = read_table(run, table)
+    for k, v in (where or {}).items(): df = df[df[k] == v]
+    ch, rnd = (df[df[col] == c].set_index(by)[metric] for c in (choice, 'random'))
+    return float((ch - rnd.loc[ch.index]).mean())
+
+def _chosen(run, table:str, metric:str, choice:str)->float:
+    "One run's `metric` of the rows of `choice`, averaged over the table's groups."
+    df = read_table(run, table)
+    return float(df[df.choice == choice][metric].mean())
+
+def _iv(key, finding, effect, measure):
+    return Hypothesis(key, finding, '15_interventions', effect, measure, family='interventions')
+
+def _unit_hit(run):
+    d = read_table(run, 'unit_check_summary')
+    return float((d.frac_hit - d.chance_hit).mean())
+
+_PRUNE = dict(by=['fraction'], col='mode', where=dict(scope='layer'))
+INTERVENTION_HYPOTHESES = (
+    _iv('replace_drop_a', "replacing A's most memorizing layers with B's costs A more than random layers",
+        "A's accuracy drop, LayerMem's layers − random layers (mean over k)",
+        lambda r: _vs_random(r, 'layer_replacement', 'drop_a', 'layermem')),
+    _iv('replace_gain_b', "replacing A's most memorizing layers with B's gains more on B's data than random layers",
+        "accuracy gain on B, LayerMem's layers − random layers (mean over k)",
+        lambda r: _vs_random(r, 'layer_replacement', 'gain_b', 'layermem')),
+    _iv('finetune_vs_last', 'fine-tuning the most memorizing layers adapts A to B better than the last layers',
+        "accuracy on B after fine-tuning, LayerMem's layers − the last layers (mean over k)",
+        lambda r: _chosen(r, 'targeted_finetuning', 'acc_b_minus_last', 'layermem')),
+    _iv('finetune_vs_random', 'fine-tuning the most memorizing layers adapts A to B better than random layers',
+        "accuracy on B after fine-tuning, LayerMem's layers − random layers (mean over k)",
+        lambda r: _vs_random(r, 'targeted_finetuning', 'acc_b', 'layermem')),
+    _iv('prune_top', 'pruning the highest-UnitMem units costs A more than pruning random units',
+        "A's accuracy drop, top units − random units (per layer, mean over 10 % and 20 %)",
+        lambda r: _vs_random(r, 'pruning', 'drop_a', 'top', **_PRUNE)),
+    _iv('prune_bottom', 'pruning the lowest-UnitMem units costs A less than pruning random units',
+        "A's accuracy drop, random units − bottom units (per layer, mean over 10 % and 20 %)",
+        lambda r: -_vs_random(r, 'pruning', 'drop_a', 'bottom', **_PRUNE)),
+    _iv('unit_hit', 'a unit trained on one point makes it the point that activates it most',
+        'share of checks whose point becomes the unit\'s μ_max point − chance 1/N (mean over layers and ends)', _unit_hit),
+    _iv('unit_delta', "training a unit on one point raises the unit's UnitMem",
+        "change of the trained unit's UnitMem (mean over layers and ends)",
+        lambda r: float(read_table(r, 'unit_check_summary').delta.mean())),
+)
+
 # %% ../../nbs/16a_verdicts.ipynb #7656ba51
 def seed_effects(runs:dict, # {seed: run folder}
                  hypotheses=HYPOTHESES + (CANARY, CANARY_DETECTED))->pd.DataFrame: # seed, key, effect, raw
@@ -151,6 +198,13 @@ def grid_runs(preset:str='quick', dataset:str|None=None, seeds=None, root=None)-
 def _num(x, d=3): return '–' if x is None or (isinstance(x, float) and math.isnan(x)) else f'{x:.{d}f}'
 def _p(x): return '–' if math.isnan(x) else ('< 0.001' if x < 0.001 else f'{x:.3f}')
 
+def _verdict_rows(v:pd.DataFrame)->str:
+    rows = ['| finding | verdict | effect [95 % CI] | minimal detectable effect | Holm p | chapter |', '|---|---|---|---|---|---|']
+    for r in v.itertuples():
+        rows.append(f'| {r.finding} | **{r.verdict}** | {_num(r.effect)} [{_num(r.ci_low)}, {_num(r.ci_high)}] | '
+                    f'{_num(r.mde)} | {_p(r.p_holm)} | `{r.chapter}` |')
+    return '\n'.join(rows) + '\n'
+
 def verdict_markdown(v:pd.DataFrame)->str:
     "The README's verdict table: finding | verdict | effect [95 % CI] | minimal detectable effect | Holm p | chapter."
     c = v.attrs.get('control', {})
@@ -158,17 +212,18 @@ def verdict_markdown(v:pd.DataFrame)->str:
             f"family of {len(v)}; positive control (f's canaries − g's, block 8): {_num(c.get('mean'))} "
             f"[{_num(c.get('ci_low'))}, {_num(c.get('ci_high'))}], p {_p(c.get('p', math.nan))}, "
             f"detected within the pair (Welch p < 0.05) in {c.get('detected_seeds', 0)} of {c.get('n', 0)} seeds.")
-    rows = ['| finding | verdict | effect [95 % CI] | minimal detectable effect | Holm p | chapter |', '|---|---|---|---|---|---|']
-    for r in v.itertuples():
-        rows.append(f'| {r.finding} | **{r.verdict}** | {_num(r.effect)} [{_num(r.ci_low)}, {_num(r.ci_high)}] | '
-                    f'{_num(r.mde)} | {_p(r.p_holm)} | `{r.chapter}` |')
-    out = head + '\n\n' + '\n'.join(rows) + '\n'
+    out = head + '\n\n' + _verdict_rows(v)
     if 'noise' in v.attrs:
         tn = v.attrs['noise']; last = tn.iloc[-1]
         out += (f"\nTraining noise: seed {CONFIRMATION_SEEDS[0]} trained {int(last.n_trainings)} times on one split "
                 f"(`train_seed`) gives C − I at block {int(last.block)} with sd {_num(last.sd_trainings)}, against "
                 f"{_num(last.sd_seeds)} between {int(last.n_seeds)} seeds (blocks 1–{len(tn)}: ratio "
                 f"{_num((tn.sd_trainings / tn.sd_seeds).min(), 2)}–{_num((tn.sd_trainings / tn.sd_seeds).max(), 2)}).\n")
+    if 'interventions' in v.attrs:
+        iv = v.attrs['interventions']
+        out += (f"\nInterventions (a second family: {len(iv)} hypotheses, Holm within it) over "
+                f"{int(iv.n_seeds.max())} seeds ({', '.join(map(str, iv.attrs.get('seeds', [])))}), gated by the same "
+                f"seeds' canary control:\n\n" + _verdict_rows(iv))
     return out
 
 def write_verdicts(runs:dict, out_dir=None, retrains:dict|None=None)->pd.DataFrame:
@@ -179,6 +234,12 @@ def write_verdicts(runs:dict, out_dir=None, retrains:dict|None=None)->pd.DataFra
     eff = seed_effects(runs); v = verdicts(eff); v.attrs['seeds'] = sorted(runs)
     atomic_write_text(eff.to_csv(index=False), out/'verdict_effects.csv')
     atomic_write_text(v.to_csv(index=False), out/'verdicts.csv')
+    ivr = {s: d for s, d in runs.items() if (Path(d)/'unit_check_summary.csv').exists()}
+    if len(ivr) >= 2:
+        e2 = seed_effects(ivr, INTERVENTION_HYPOTHESES + (CANARY, CANARY_DETECTED))
+        v2 = verdicts(e2, INTERVENTION_HYPOTHESES); v2.attrs['seeds'] = sorted(ivr); v.attrs['interventions'] = v2
+        atomic_write_text(e2.to_csv(index=False), out/'verdict_effects_interventions.csv')
+        atomic_write_text(v2.to_csv(index=False), out/'verdicts_interventions.csv')
     atomic_write_text(verdict_markdown(v), out/'verdicts.md')
     from memloc.report import save_fig, save_table
     import matplotlib.pyplot as plt
