@@ -76,7 +76,8 @@ def site(tmp_path_factory):
 
 def test_the_site_has_a_page_per_notebook_and_an_index_linking_them(site):
     out, records = site
-    assert {n: r['kind'] for n, r in records.items()} == {'index': 'built', 'lib/00_core': 'built', '09_layermem': 'run'}
+    kinds = {n: r['kind'] for n, r in records.items()}
+    assert kinds == {'index': 'built', 'lib/00_core': 'built', '09_layermem': 'run'}
     assert not [r['error'] for r in records.values() if r['error']]
     assert {'index.html', 'lib/00_core.html', '09_layermem.html'} <= set(local_links(out/'index.html'))
 
