@@ -242,11 +242,15 @@ def build_site(out:Path, only:list|None=None, nbs:Path|None=None, runs:Path|None
         f"No notebook for page(s) {unknown}. Page names are 'index', 'lib/<name>' and the chapters' names, e.g. "
         f"{', '.join(n for n, _ in notebooks(nbs)[:3])}.")
     runs, pages = Path(runs or runs_dir()), {p.stem for _, p in todo}
-    records = [page(n, p, pages, runs, timeout, log) for n, p in todo if n != 'index']
+    records = [_write(page(n, p, pages, runs, timeout, log), out) for n, p in todo if n != 'index']
     index = page('index', nbs/'index.ipynb', pages, runs, timeout, log, tail=[contents_cell(records)])
-    for r in [index] + records:
-        os.chmod(atomic_write_text(r.pop('body'), Path(out)/f"{r['name']}.html"), 0o644)   # readable by a web server
-    return [index] + records
+    return [_write(index, out)] + records
+
+def _write(record:dict, out:Path)->dict:
+    "Write a page as soon as it is made (a long build that stops keeps the pages done); the record without its body."
+    path = atomic_write_text(record.pop('body'), Path(out)/f"{record['name']}.html")
+    os.chmod(path, 0o644)   # readable by a web server
+    return record
 
 # %% ../../nbs/17a_site.ipynb #c8765a14
 def site_main(argv=None):
