@@ -7,14 +7,12 @@ from __future__ import annotations
 import argparse, base64, copy, json, mimetypes, os, re, sys, time
 from pathlib import Path
 import nbformat
-from ..core import runs_dir, repo_root, atomic_write_text
-from .config import CHAPTERS
 
 # %% auto #0
 __all__ = ['DIRECTIVE', 'SKIP_FLAGS', 'PROGRESS', 'STYLE', 'SETUP', 'EXPORT_CALL', 'PRESET_RANK', 'CUT_NOTE', 'directives',
            'strip_directives', 'hidden', 'terminal_lines', 'without_progress', 'clean_output', 'relink', 'embed_images',
-           'prepare', 'banner_cell', 'render', 'title', 'execution_env', 'execute', 'run_meta', 'run_copy', 'notebooks',
-           'banner_for', 'page', 'contents_cell', 'build_site', 'site_main']
+           'prepare', 'banner_cell', 'render', 'title', 'execution_env', 'execute', 'run_meta', 'run_copy',
+           'result_chapters', 'notebooks', 'banner_for', 'page', 'contents_cell', 'build_site', 'site_main']
 
 # %% ../../nbs/17a_site.ipynb #d1e6705e
 DIRECTIVE = re.compile(r'^\s*#\|\s*([\w-]+):?\s*(.*?)\s*$')
@@ -171,6 +169,7 @@ def run_meta(path:Path, root:Path)->dict|None:
 
 def run_copy(chapter:str, runs:Path|None=None)->dict|None:
     "The best finished copy of `chapter` that `memloc-reproduce` left in the run cache (see above), or None."
+    from memloc.core import runs_dir
     root = Path(runs or runs_dir())/'notebooks'
     metas = [m for p in root.glob(f'**/{chapter}.ipynb') if (m := run_meta(p, root))] if root.is_dir() else []
     return min(metas, key=_rank, default=None)
@@ -179,6 +178,11 @@ def _rank(m:dict)->tuple:
     return (PRESET_RANK.index(m['preset']) if m['preset'] in PRESET_RANK else 9, m['variant'] != '', m['seed'])
 
 # %% ../../nbs/17a_site.ipynb #7d2ecb63
+def result_chapters()->set:
+    "The chapters `memloc-reproduce` runs (memloc is imported only when pages are made, so `--help` answers at once)."
+    from memloc.chapters.config import CHAPTERS
+    return set(CHAPTERS)
+
 def notebooks(nbs:Path)->list[tuple[str, Path]]:
     "The (page name, notebook) pairs of the site: `index`, then `lib/...`, then the chapters, in file order."
     nbs = Path(nbs)
@@ -196,7 +200,7 @@ def banner_for(name:str, meta:dict|None, runs:Path, error:str|None, secs:float)-
         return (f"Outputs of a run by `memloc-reproduce`: preset **{meta['preset']}**, dataset **{meta['dataset']}**, "
                 f"seed **{meta['seed']}**{var}, finished {meta['end_time'][:16].replace('T', ' ')} UTC "
                 f"(`$MEMLOC_RUNS/{rel}`).", 'run')
-    if name not in CHAPTERS:
+    if name not in result_chapters():
         return f'Executed when this site was built, as its tests run it ({secs:.0f} s).', 'built'
     return (f"**Smoke run, not a result**: no finished run of this chapter was in the run cache, so it was executed "
             f"at the `smoke` preset (synthetic data, a few epochs; {secs:.0f} s) when this site was built. Its numbers "
@@ -207,7 +211,7 @@ def banner_for(name:str, meta:dict|None, runs:Path, error:str|None, secs:float)-
 def page(name:str, source:Path, pages:set, runs:Path, timeout:int, log=print, tail:list=())->dict:
     "Make the page of notebook `source`: from the run cache (chapters) or executed; a record of how it was made."
     t0 = time.time()
-    meta = run_copy(name, runs) if name in CHAPTERS else None
+    meta = run_copy(name, runs) if name in result_chapters() else None
     if meta: nb, error = nbformat.read(meta['path'], as_version=4), None
     else:
         log(f'executing {name} ...')
@@ -235,6 +239,7 @@ def contents_cell(records:list[dict])->object:
 def build_site(out:Path, only:list|None=None, nbs:Path|None=None, runs:Path|None=None, timeout:int=1800,
                log=print)->list[dict]:
     "Render the notebooks of `nbs` (all, or the page names in `only`) into `out`, with an index page."
+    from memloc.core import runs_dir, repo_root
     nbs = Path(nbs or (repo_root() or Path.cwd())/'nbs')
     if not nbs.is_dir(): raise FileNotFoundError(f"No notebooks folder {nbs}: run in a clone of memloc, or pass --nbs.")
     todo = [(n, p) for n, p in notebooks(nbs) if not only or n in only or n == 'index']
@@ -248,6 +253,7 @@ def build_site(out:Path, only:list|None=None, nbs:Path|None=None, runs:Path|None
 
 def _write(record:dict, out:Path)->dict:
     "Write a page as soon as it is made (a long build that stops keeps the pages done); the record without its body."
+    from memloc.core import atomic_write_text
     path = atomic_write_text(record.pop('body'), Path(out)/f"{record['name']}.html")
     os.chmod(path, 0o644)   # readable by a web server
     return record
@@ -263,7 +269,8 @@ def site_main(argv=None):
     p.add_argument('--timeout', type=int, default=1800, help='seconds one notebook cell may run (default: 1800)')
     a = p.parse_args(argv)
     t0 = time.time()
-    records = build_site(Path(a.out), a.only, nbs=a.nbs, runs=a.runs, timeout=a.timeout)
+    try: records = build_site(Path(a.out), a.only, nbs=a.nbs, runs=a.runs, timeout=a.timeout)
+    except (ValueError, FileNotFoundError) as e: sys.exit(f'{p.prog}: {e}')
     kinds = {k: sum(r['kind'] == k for r in records) for k in ('built', 'run', 'smoke', 'failed')}
     print(f"{len(records)} pages in {a.out}/ in {time.time() - t0:.0f} s ({kinds['built']} executed, {kinds['run']} "
           f"from the run cache, {kinds['smoke']} smoke runs); open {Path(a.out)/'index.html'}")
