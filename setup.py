@@ -19,6 +19,7 @@ requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 dp_requirements = shlex.split(cfg.get('dp_requirements', ''))   # memloc[dp]: DP-SGD with Opacus (memloc.dp)
 cluster_requirements = shlex.split(cfg.get('cluster_requirements', ''))   # memloc[cluster]: submitit, for Slurm
+lightly_requirements = shlex.split(cfg.get('lightly_requirements', ''))   # memloc[lightly]: train with lightly, measure here
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 
@@ -34,7 +35,8 @@ setuptools.setup(
     packages = setuptools.find_packages(),
     include_package_data = True,
     install_requires = requirements,
-    extras_require = {'dev': dev_requirements, 'dp': dp_requirements, 'cluster': cluster_requirements},
+    extras_require = {'dev': dev_requirements, 'dp': dp_requirements, 'cluster': cluster_requirements,
+                      'lightly': lightly_requirements},
     dependency_links = cfg.get('dep_links','').split(),
     python_requires = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

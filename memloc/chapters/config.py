@@ -24,6 +24,10 @@ __all__ = ['PRESET_NAMES', 'PRESETS', 'DEFAULTS', 'CHOICES', 'PARAMETERS', 'FRAM
            'training_seed', 'encoder_kw', 'method_kw', 'experiment_snapshots', 'experiment_pair', 'experiment_init',
            'experiment_supervised']
 
+# %% ../../nbs/08_config.ipynb #a1b2c3d5
+import pandas as pd
+pd.set_option('display.max_columns', None)
+
 # %% ../../nbs/08_config.ipynb #3595fc77
 PRESET_NAMES = ('smoke', 'quick', 'paper')
 
