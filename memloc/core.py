@@ -304,6 +304,8 @@ def as_images(images, # Tensor (N,C,H,W) of floats in [0, 1] or uint8, or an obj
     if x.ndim != 4: raise ValueError(f"images must be a batch (N, C, H, W), not shape {tuple(x.shape)}"
                                      + (" (use x[None] for one image)" if x.ndim == 3 else "") + ".")
     if len(x) == 0: raise ValueError("images is empty: the metrics need at least one image.")
+    if x.device.type == 'meta': raise ValueError("images are on the 'meta' device, which holds shapes but no pixels: "
+                                                 "pass the images themselves (e.g. on the CPU).")
     if x.dtype == torch.uint8: return x
     if not x.is_floating_point(): raise ValueError(f"images must be uint8 or floats in [0, 1], not {x.dtype}.")
     if not torch.isfinite(x).all(): raise ValueError(f"images hold {(~torch.isfinite(x)).sum().item()} non-finite values (NaN/inf).")

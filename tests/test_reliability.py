@@ -496,3 +496,14 @@ def test_aggregation_names_text_columns():
     with pytest.raises(ValueError, match=r"Columns \['note'\] of the stacked table hold text \(e\.g\. 'x'\)"):
         aggregate_table(df, ['layer'])
     assert aggregate_table(df.drop(columns='note'), ['layer'])[0]['v'].item() == 1.5
+
+def test_own_cases_devices_of_train_and_meta_images():
+    "New cases: train(device='tpu' / 'cuda' without CUDA) gave torch's raw errors; images on the meta device a .item() error."
+    data = synthetic(16, n_outliers=0)
+    with pytest.raises(ValueError, match="Unknown device 'tpu'"):
+        train(tiny_encoder(), SimCLR(proj_dim=16, hidden_dim=32), data, epochs=1, device='tpu', progress=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="Device 'cuda' is not available"):
+            train(tiny_encoder(), SimCLR(proj_dim=16, hidden_dim=32), data, epochs=1, device='cuda', progress=False)
+    f, g, x = tiny_pair()
+    with pytest.raises(ValueError, match="images are on the 'meta' device"): sslmem(f, g, x.to('meta'), n_aug=1)
