@@ -506,4 +506,5 @@ def test_own_cases_devices_of_train_and_meta_images():
         with pytest.raises(ValueError, match="Device 'cuda' is not available"):
             train(tiny_encoder(), SimCLR(proj_dim=16, hidden_dim=32), data, epochs=1, device='cuda', progress=False)
     f, g, x = tiny_pair()
-    with pytest.raises(ValueError, match="images are on the 'meta' device"): sslmem(f, g, x.to('meta'), n_aug=1)
+    with pytest.raises(ValueError, match="images are on the 'meta' device"):
+        sslmem(f, g, x.to('meta'), n_aug=1)
