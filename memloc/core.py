@@ -4,17 +4,18 @@
 
 # %% ../nbs/lib/00_core.ipynb #3c417ded
 from __future__ import annotations
-import os, re, sys, json, hashlib, random, subprocess, time, tempfile, platform, socket, types, pickle
+import os, re, sys, json, hashlib, random, subprocess, time, tempfile, platform, socket, types, pickle, errno, shutil
 from pathlib import Path
 from contextlib import contextmanager
 import numpy as np, torch
 from torch import nn, Tensor
 
 # %% auto #0
-__all__ = ['set_seed', 'make_generator', 'default_device', 'in_test', 'test_threads', 'data_dir', 'runs_dir', 'repo_root',
-           'figures_dir', 'results_dir', 'atomic_path', 'atomic_save', 'atomic_write_text', 'clean_tmp',
-           'CorruptedFileError', 'UnsafeFileError', 'safe_load', 'git_commit', 'jsonable', 'provenance', 'config_hash',
-           'RunCache', 'progress_mode', 'progress', 'as_images', 'to_float', 'encoder_device']
+__all__ = ['set_seed', 'make_generator', 'default_device', 'available_devices', 'check_device', 'in_test', 'test_threads',
+           'check_writable', 'data_dir', 'runs_dir', 'repo_root', 'figures_dir', 'results_dir', 'atomic_path',
+           'DiskFullError', 'atomic_save', 'atomic_write_text', 'clean_tmp', 'CorruptedFileError', 'UnsafeFileError',
+           'safe_load', 'git_commit', 'jsonable', 'provenance', 'config_hash', 'RunCache', 'progress_mode', 'progress',
+           'as_images', 'to_float', 'encoder_device']
 
 # %% ../nbs/lib/00_core.ipynb #42abeeea
 def set_seed(seed:int, # seed for `random`, NumPy and torch (all devices)
@@ -35,6 +36,26 @@ def default_device()->torch.device:
     if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
     return torch.device('cpu')
 
+def available_devices()->list[str]:
+    "The devices this machine can compute on: 'cpu', then 'cuda:i' for each GPU and 'mps' where present."
+    mps = getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()
+    return ['cpu', *(f'cuda:{i}' for i in range(torch.cuda.device_count())), *(['mps'] if mps else [])]
+
+def check_device(device)->torch.device|None:
+    "`device` as a `torch.device` (None stays None), or a ValueError naming the devices this machine has."
+    if device is None: return None
+    have = ', '.join(available_devices())
+    try: dev = torch.device(device)
+    except (RuntimeError, TypeError): raise ValueError(f"Unknown device {device!r}: this machine has {have}.") from None
+    if dev.type == 'cuda' and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"Device {device!r} is not available: this machine has {have} (no such CUDA GPU or driver). "
+                         "Pass device='cpu', or None for the best device there is.")
+    if dev.type == 'meta':
+        raise ValueError(f"The 'meta' device holds shapes but no values: pass a device that computes, one of {have}.")
+    if dev.type not in ('cpu', 'cuda') and str(dev) not in available_devices(): raise ValueError(
+        f"Device {device!r} is not available: this machine has {have}.")
+    return dev
+
 def in_test()->bool:
     "True when running under `nbdev_test` (which sets `IN_TEST=1`) or pytest."
     return bool(os.environ.get('IN_TEST')) or 'PYTEST_CURRENT_TEST' in os.environ
@@ -49,8 +70,26 @@ def _env_dir(var, default)->Path:
     if p.exists() and not p.is_dir():
         raise NotADirectoryError(f"{p} is a file, but memloc needs a folder there (${var} or its default {default}). "
                                  f"Point ${var} at a folder (e.g. export {var}=~/memloc/{var.split('_')[-1].lower()}).")
-    p.mkdir(parents=True, exist_ok=True)
+    try: p.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise PermissionError(
+        f"memloc cannot create the folder {p} (${var} or its default {default}): {e.strerror or e}. Point ${var} at a "
+        f"folder you can write (e.g. export {var}=~/memloc/{var.split('_')[-1].lower()}).") from None
     return p
+
+def check_writable(folder, # a folder memloc will write into (created if missing)
+                   what:str='folder', # what it is, for the message (e.g. 'out_dir')
+                  )->Path:
+    "`folder`, created if missing, after a test write into it; else a PermissionError naming the folder and the fix."
+    folder = Path(folder).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=_tmp_prefix(folder/'write-test'), suffix='.tmp')
+        os.close(fd)
+        os.remove(tmp)
+    except OSError as e: raise PermissionError(
+        f"memloc cannot write into {what} {folder} ({e.strerror or e}): it is read-only, immutable or not yours. "
+        "Pass a folder you can write (e.g. one under your home); nothing has been computed yet.") from None
+    return folder
 
 def data_dir()->Path:
     "Where datasets live: `$MEMLOC_DATA`, else `~/.cache/memloc/data`."
@@ -90,8 +129,29 @@ def atomic_path(path):
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        if _disk_full(e, path.parent): raise _full_error(path, e) from e
+        raise
     finally:
         if os.path.exists(tmp): os.remove(tmp)
+
+class DiskFullError(OSError): "A write ran out of space; the file it would have replaced is unchanged."
+
+def _disk_full(e:Exception, folder:Path)->bool:
+    "Whether the write error `e` means that `folder`'s disk is full (torch's zip writer reports it in its own words)."
+    if getattr(e, 'errno', None) in (errno.ENOSPC, errno.EDQUOT) or 'No space left' in str(e): return True
+    if not any(s in str(e) for s in ('inline_container', 'unexpected pos', 'file write failed')): return False
+    try: return shutil.disk_usage(folder).free < 2**20
+    except OSError: return False
+
+def _full_error(path:Path, e:Exception)->DiskFullError:
+    kept = (f"{path} is unchanged: its last good version is still there" if path.exists()
+            else f"Nothing was written under {path.name}")
+    err = DiskFullError(f"No space left in {path.parent} to write {path.name} ({type(e).__name__}: {str(e)[:120]}). "
+                        f"{kept}. Free some space or move the folder to a bigger disk (e.g. point $MEMLOC_RUNS there), "
+                        "then run the same command again: training resumes from its last checkpoint.")
+    err.errno = errno.ENOSPC
+    return err
 
 def atomic_save(obj, path)->Path:
     "`torch.save(obj)` to `path` atomically."
@@ -244,6 +304,8 @@ def as_images(images, # Tensor (N,C,H,W) of floats in [0, 1] or uint8, or an obj
     if x.ndim != 4: raise ValueError(f"images must be a batch (N, C, H, W), not shape {tuple(x.shape)}"
                                      + (" (use x[None] for one image)" if x.ndim == 3 else "") + ".")
     if len(x) == 0: raise ValueError("images is empty: the metrics need at least one image.")
+    if x.device.type == 'meta': raise ValueError("images are on the 'meta' device, which holds shapes but no pixels: "
+                                                 "pass the images themselves (e.g. on the CPU).")
     if x.dtype == torch.uint8: return x
     if not x.is_floating_point(): raise ValueError(f"images must be uint8 or floats in [0, 1], not {x.dtype}.")
     if not torch.isfinite(x).all(): raise ValueError(f"images hold {(~torch.isfinite(x)).sum().item()} non-finite values (NaN/inf).")

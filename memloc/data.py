@@ -22,7 +22,10 @@ __all__ = ['FASHION_MNIST_SYSTEM_DIR', 'FASHION_MNIST_CLASSES', 'DIGITS_SIZE', '
 def _index_tensor(t, what:str)->torch.Tensor:
     "`t` as a flat int64 tensor; a float or bool tensor is an error (a float index is a silent truncation waiting to happen)."
     t = [] if t is None else t
-    t = torch.as_tensor(t, dtype=None if isinstance(t, torch.Tensor) or len(t) else torch.long)
+    if isinstance(t, (str, bytes)): raise TypeError(f"{what} must hold integer indices, not the string {t[:40]!r}.")
+    try: t = torch.as_tensor(t, dtype=None if isinstance(t, torch.Tensor) or len(t) else torch.long)
+    except (TypeError, ValueError, RuntimeError) as e: raise TypeError(
+        f"{what} must hold integer indices, not {str(t)[:40]} ({type(t).__name__}: {e}).") from None
     if t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
         raise TypeError(f"{what} must hold integer indices, not {t.dtype}. Convert whole-number indices with .long() "
                         "(a boolean mask with .nonzero().flatten()).")
@@ -286,6 +289,14 @@ def _folder_signature(folder:Path)->str:
         st = p.stat(); h.update(f'{p.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
     return h.hexdigest()[:12]
 
+def _cached_data(path:Path)->TensorData:
+    "The `TensorData` of an image cache file, or a `CorruptedFileError` naming the file if it holds anything else."
+    d = safe_load(path)
+    try: return TensorData(**d)
+    except (TypeError, ValueError) as e: raise CorruptedFileError(
+        f"The image cache {path} does not hold memloc's cached images (x, y, name, classes): {e}. Delete it and run "
+        "again to rebuild it from the image folder.") from e
+
 def imagenet(root=None, train:bool=True, download:bool=False,
              size:int=64,        # output side in pixels
              n:int|None=None,    # a random subset of `n` images (None: all)
@@ -299,8 +310,10 @@ def imagenet(root=None, train:bool=True, download:bool=False,
         f"ImageNet not found: {folder} is missing or empty." + (" It cannot be downloaded automatically." if download else "")
         + f" Get ILSVRC-2012 from https://image-net.org and put one sub-folder of images per class in {folder} "
         "(and the validation set likewise in .../imagenet/val), or set MEMLOC_DATA to the folder holding imagenet/.")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1): raise ValueError(
+        f"n is the number of images drawn and must be an int >= 1, or None for all of them, not {n!r}.")
     cache_file = folder.parent/'memloc_cache'/f"{folder.name}_{size}_{n or 'all'}_{seed}_{_folder_signature(folder)}.pt"
-    if cache and cache_file.exists(): return TensorData(**safe_load(cache_file))
+    if cache and cache_file.exists(): return _cached_data(cache_file)
     ds = ImageFolder(str(folder))
     idx = torch.arange(len(ds)) if n is None else torch.randperm(len(ds), generator=make_generator(seed))[:n].sort().values
     x = torch.stack([load_image(ds.samples[i][0], size) for i in idx.tolist()])           # (n,3,size,size)
@@ -427,8 +440,11 @@ def load(cls:Split, path)->Split:
         raise ValueError(f"{path} is not a memloc split file ({type(e).__name__}: {e}). Delete it and save the split "
                          "again with memorization_split(...).save(path).") from e
     canaries = {k: d.get(k) for k in cls._sets[3:]}
-    return cls(**kw, extra=d.get('extra'), n_total=d.get('n_total'), seed=d.get('seed'), data=d.get('data'),
-               extra_in=d.get('extra_in', 'test'), **canaries)   # files written before extra_in existed: test-split S_E
+    try: return cls(**kw, extra=d.get('extra'), n_total=d.get('n_total'), seed=d.get('seed'), data=d.get('data'),
+                    extra_in=d.get('extra_in', 'test'), **canaries)   # written before extra_in existed: test-split S_E
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path} does not hold a valid split: {e} Delete it and save the split again with "
+                         "memorization_split(...).save(path).") from e
 
 # %% ../nbs/lib/02_data.ipynb #b5600346
 def memorization_split(n_total:int|TensorData, # size of the training split, or the training data itself

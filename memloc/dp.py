@@ -28,7 +28,7 @@ except ImportError as e:
 # %% auto #0
 __all__ = ['DECOMPOSABLE', 'COUPLED', 'ACCOUNTANTS', 'privacy_guarantee', 'replace_batchnorm', 'out_of_place', 'check_dp',
            'dp_compatible', 'dp_encoder', 'per_sample_hooks', 'remove_hooks', 'poisson_batches', 'noise_generator',
-           'calibrate_noise', 'privacy_spent', 'eps_label', 'DPEngine', 'dp_engine']
+           'calibrate_noise', 'privacy_spent', 'eps_label', 'check_max_grad_norm', 'DPEngine', 'dp_engine']
 
 # %% ../nbs/lib/10_dp.ipynb #ac3bccec
 DECOMPOSABLE = {
@@ -301,6 +301,14 @@ def _check_budget(epsilon, delta, allow_inf:bool=False):
     if not (_is_number(delta) and 0 < delta < 1):
         raise ValueError(f"delta must be in (0, 1), and below 1/n for a training set of n images (e.g. 1e-5), not {delta!r}.")
 
+def check_max_grad_norm(max_grad_norm)->float:
+    "`max_grad_norm` if it is a finite number > 0, else a ValueError naming the fix (inf makes the noise infinite)."
+    if not (_is_number(max_grad_norm) and 0 < max_grad_norm < math.inf): raise ValueError(
+        f"max_grad_norm is the per-sample clipping norm C and must be a finite number > 0 (e.g. 1.0), not "
+        f"{max_grad_norm!r}: DP-SGD's noise has std sigma * C, so without clipping (inf) it is infinite; for a run "
+        "without DP use epsilon = inf instead.")
+    return float(max_grad_norm)
+
 class DPEngine(Engine):
     "DP-SGD with Opacus: Poisson batches, per-sample gradients clipped to `max_grad_norm`, noise for a target `epsilon`."
     name = 'dp'
@@ -310,7 +318,7 @@ class DPEngine(Engine):
                  max_grad_norm:float=1., # per-sample clipping norm C
                  accountant:str='prv'): # 'prv' | 'rdp': the accountant that calibrates the noise (both are reported)
         _check_budget(epsilon, delta)
-        if not (_is_number(max_grad_norm) and max_grad_norm > 0): raise ValueError(f"max_grad_norm must be a number > 0, not {max_grad_norm!r}.")
+        check_max_grad_norm(max_grad_norm)
         if accountant not in ACCOUNTANTS: raise ValueError(f"accountant must be one of {ACCOUNTANTS}, not {accountant!r}.")
         self.epsilon, self.delta, self.max_grad_norm, self.accountant = float(epsilon), float(delta), float(max_grad_norm), accountant
         self.method, self.acc, self.hooks = method if isinstance(method, str) else method.name, None, []
@@ -318,6 +326,16 @@ class DPEngine(Engine):
     def config(self)->dict:
         return dict(name=self.name, epsilon=self.epsilon, delta=self.delta, max_grad_norm=self.max_grad_norm,
                     accountant=self.accountant, method=self.method, guarantee=privacy_guarantee(self.method)['guarantee'])
+
+    def _noise(self, n:int, batch_size:int, epochs:int)->float:
+        "The calibrated noise multiplier, or a ValueError naming the budget that no amount of noise reaches."
+        try: return calibrate_noise(self.epsilon, self.delta, self.sample_rate, self.steps, self.accountant)
+        except ValueError as e:
+            if 'too low' not in str(e): raise
+            raise ValueError(f"epsilon = {self.epsilon:g} at delta = {self.delta:g} cannot be reached in {self.steps} "
+                             f"DP-SGD steps ({epochs} epochs of {n} images, batch {batch_size}) with any amount of "
+                             "noise: raise epsilon (e.g. 0.5 or more), raise delta, or train fewer epochs with bigger "
+                             "batches.") from e
 
     def prepare(self, encoder, method, opt, n:int, batch_size:int, epochs:int):
         "Check the modules and the budget, calibrate the noise, and wrap `opt` in a `DPOptimizer`."
@@ -328,7 +346,7 @@ class DPEngine(Engine):
                                                     "images: such a delta allows releasing whole images. Choose e.g. delta = 1e-5.")
         spe = self.steps_per_epoch(n, batch_size)
         self.sample_rate, self.steps = 1 / spe, epochs * spe
-        self.noise_multiplier = calibrate_noise(self.epsilon, self.delta, self.sample_rate, self.steps, self.accountant)
+        self.noise_multiplier = self._noise(n, batch_size, epochs)
         self.acc, self.modules, self.hooks = create_accountant(self.accountant), (encoder, method), []
         self.opt = _DPOptimizer(opt, noise_multiplier=self.noise_multiplier, max_grad_norm=self.max_grad_norm,
                                 expected_batch_size=n / spe)

@@ -11,7 +11,7 @@ from torch import nn, Tensor
 from .encoders import default_layers
 
 # %% auto #0
-__all__ = ['resolve_layers', 'capture', 'unit_reduce', 'evaluating']
+__all__ = ['resolve_layers', 'Activations', 'capture', 'unit_reduce', 'evaluating']
 
 # %% ../nbs/lib/06_features.ipynb #3f17f871
 def _split(spec:str)->tuple[str, bool]:
@@ -49,18 +49,28 @@ def resolve_layers(encoder:nn.Module,
     return [_resolve_one(encoder, l, modules, dflt) for l in layers]
 
 # %% ../nbs/lib/06_features.ipynb #be77cd63
-def _store(acts:dict, spec:str, clone:bool, x):
+class Activations(dict):
+    "`{layer spec: activation}` of the last forward, with `calls`: how often each layer ran since the last `clear()`."
+    def __init__(self):
+        super().__init__()
+        self.calls = {}
+    def clear(self):
+        super().clear()
+        self.calls.clear()
+
+def _store(acts:Activations, spec:str, clone:bool, x):
     x = x[0] if isinstance(x, (tuple, list)) else x
     acts[spec] = x.clone() if clone and isinstance(x, Tensor) else x
+    acts.calls[spec] = acts.calls.get(spec, 0) + 1
 
 @contextmanager
 def capture(encoder:nn.Module,
             layers=None, # anything `resolve_layers` takes
             clone:bool=True, # store copies, safe from later in-place ops
            ):
-    "Context manager yielding a dict that each forward of `encoder` fills with `{layer spec: activation}`."
+    "Context manager yielding `Activations` that each forward of `encoder` fills with `{layer spec: activation}`."
     specs, modules = resolve_layers(encoder, layers), dict(encoder.named_modules())
-    acts, handles = {}, []
+    acts, handles = Activations(), []
     try:
         for s in specs:
             name, pre = _split(s)

@@ -17,8 +17,8 @@ from .sslmem import alignment, normalise_scores, NORMS
 from .stats import topk_overlap, kendall_tau, overlap_chance
 
 # %% auto #0
-__all__ = ['forward_order', 'layer_inputs', 'top_least', 'LayerMemResult', 'layermem_from_scores', 'layermem', 'layer_agreement',
-           'sslmem_by_set', 'side_by_side']
+__all__ = ['forward_order', 'layer_inputs', 'check_top', 'top_least', 'LayerMemResult', 'layermem_from_scores', 'layermem',
+           'layer_agreement', 'sslmem_by_set', 'side_by_side']
 
 # %% ../nbs/lib/13_layermem.ipynb #b50b9243
 def forward_order(encoder:nn.Module,
@@ -61,12 +61,19 @@ def layer_inputs(encoder:nn.Module,
     return {s_: (feeds(s_)[-1] if feeds(s_) else (specs[i - 1] if i else None)) for i, s_ in enumerate(specs)}
 
 # %% ../nbs/lib/13_layermem.ipynb #5d2ea30d
+def check_top(top, n:int)->int:
+    "`top` if it is an int in 1..`n` (the points ranked), else an error naming the fix."
+    if isinstance(top, bool) or not isinstance(top, int): raise TypeError(
+        f"top is the number of points in the Top and in the Least set and must be an int, not {top!r} "
+        f"({type(top).__name__}): pass e.g. top={min(50, n)}.")
+    if not 0 < top <= n: raise ValueError(f"top={top} needs 1..{n} points (there are {n}); pass a smaller `top`.")
+    return top
+
 def top_least(scores:Tensor, # (N,) per-point scores
               k:int, # points in each set
              )->tuple[Tensor, Tensor]: # indices of the k highest, the k lowest
     "Indices of the `k` points with the highest and with the lowest score."
-    if not 0 < k <= len(scores): raise ValueError(f"top={k} needs 1..{len(scores)} points (there are {len(scores)}); "
-                                                  "pass a smaller `top`.")
+    check_top(k, len(scores))
     order = torch.sort(scores, descending=True, stable=True).indices
     return order[:k], torch.sort(scores, stable=True).indices[:k]
 
@@ -144,6 +151,8 @@ def layermem(f:nn.Module, # encoder trained on the points
             )->LayerMemResult: # .layermem, .delta_layermem, .layermem_top, ... per layer; .to_frame(): Table 1
     "LayerMem of f against g over `images`, per layer in forward order, with the Top and Least points."
     x = as_images(images)
+    _random_subset(len(x), n_random, seed)
+    check_top(top, len(x))
     p = protocol_settings(protocol, 'sslmem', views=views, n_aug=n_aug, norm=norm)
     if p['norm'] not in NORMS: raise ValueError(f"norm must be one of {NORMS}, not {p['norm']!r}.")
     if p['norm'] != 'none' and len(x) < 2: raise ValueError(

@@ -4,19 +4,19 @@
 
 # %% ../nbs/lib/07_passes.ipynb #9905dbc8
 from __future__ import annotations
-import inspect
+import inspect, os, resource
 from contextlib import ExitStack
 import torch, torch.distributed as dist
 from torch import nn, Tensor
-from .core import make_generator, progress, as_images, to_float, encoder_device
+from .core import make_generator, progress, as_images, to_float, encoder_device, check_device
 from .features import capture, resolve_layers, evaluating
 from .augment import simclr_aug
 
 # %% auto #0
 __all__ = ['VIEWS', 'TARGET_IMAGES', 'PROTOCOLS', 'OFFICIAL', 'OFFICIAL_N_AUG', 'ident_aug', 'point_seed', 'independent_seed',
            'call_aug', 'draw_views', 'split_views', 'check_batch_size', 'check_n_aug', 'input_layout',
-           'auto_batch_size', 'check_ran', 'common_layers', 'check_shapes', 'protocol_settings', 'default_aug',
-           'shard_info', 'shard_objects', 'merge_rows', 'layer_passes']
+           'auto_batch_size', 'forward', 'check_inputs', 'check_ran', 'common_layers', 'check_shapes',
+           'protocol_settings', 'default_aug', 'shard_info', 'shard_objects', 'merge_rows', 'layer_passes']
 
 # %% ../nbs/lib/07_passes.ipynb #0d5ccf96
 VIEWS = ('pair', 'clean')
@@ -106,17 +106,60 @@ def auto_batch_size(encoder:nn.Module, x:Tensor, # the images; the first one pro
                    )->int: # points per batch, at least 1
     "Points per batch for throughput: about `target` images per forward, within `budget` bytes of captured activations."
     dev, dt = encoder_device(encoder)
-    with evaluating(encoder), capture(encoder, layers) as acts: encoder(to_float(x[:1], dev).to(dt))
+    with evaluating(encoder), capture(encoder, layers) as acts: forward(encoder, to_float(x[:1], dev).to(dt))
     check_ran(encoder, layers, acts, rows=1)
     per_image = sum(a.numel() * a.element_size() for a in acts.values())
     target = target or TARGET_IMAGES.get(dev.type, 256) * (torch.get_num_threads() if dev.type == 'cpu' else 1)
     return int(max(1, min(target // per_point, budget // max(1, per_image * per_point))))
+
+_SHAPE_ERRORS = ('must match the size of tensor', 'Output size is too small', 'channels, but got',
+                 "Kernel size can't be",
+                 'cannot be multiplied', 'is invalid for input of size', "doesn't match model", 'Input image size',
+                 'Wrong image height', 'Wrong image width')
+
+def forward(encoder:nn.Module, v:Tensor):
+    "`encoder(v)`, with torch's errors about an image size or channel count the encoder cannot take named as such."
+    try: return encoder(v)
+    except (RuntimeError, AssertionError, ValueError) as e:
+        if not any(s in str(e) for s in _SHAPE_ERRORS): raise
+        raise ValueError(f"{type(encoder).__name__} cannot take images of shape {tuple(v.shape[1:])} (channels, "
+                         f"height, width): {str(e).splitlines()[0][:200]}. Pass images with the channels and size the "
+                         "encoder was built for (resize them, or give grey images 3 channels with "
+                         "x.expand(-1, 3, -1, -1)), or build the encoder for this size (e.g. create_encoder(arch, "
+                         "img_size=H)).") from e
+
+def _free_bytes(device:torch.device)->int|None:
+    "Bytes of memory free on `device` (the CPU: available RAM, within the address-space limit); None if unknown."
+    if device.type == 'cuda': return torch.cuda.mem_get_info(device)[0]
+    if device.type != 'cpu': return None
+    try: free = os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+    except (ValueError, OSError, AttributeError): return None
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    return free if limit == resource.RLIM_INFINITY else min(free, limit)
+
+def check_inputs(encoders:list, x:Tensor, per_point:int, device=None):
+    "Raise before any pass: an encoder on the 'meta' device, a `device` that is not there, or views too big for memory."
+    check_device(device)
+    for i, e in enumerate(encoders):
+        if encoder_device(e)[0].type == 'meta': raise ValueError(
+            f"Encoder {i} ({type(e).__name__}) is on the 'meta' device: it has shapes but no weights. Load its weights "
+            "first (e.g. encoder.to_empty(device='cpu') then load_state_dict(...), or memloc.encoders.load_encoder).")
+    dev = check_device(device) or encoder_device(encoders[0])[0]
+    need, free = 3 * per_point * x[0].numel() * 4, _free_bytes(dev)     # the views, the encoder's copy, its input
+    if free is not None and need > free: raise ValueError(
+        f"One point's {per_point} views take {need / 2**30:.1f} GiB, more than the {free / 2**30:.1f} GiB free on "
+        f"{dev.type}: lower n_aug (each point's views are drawn at once; the paper uses 5 to 10), or smaller images.")
 
 def check_ran(encoder:nn.Module, layers:list, acts:dict, rows:int|None=None):
     "Raise a ValueError naming the `layers` that did not run, or (given `rows`, the images fed) that are not batch-first."
     missing = [l for l in layers if l not in acts]
     if missing: raise ValueError(f"Layers {missing} did not run in the forward pass of {type(encoder).__name__}: "
                                  "measure modules the forward pass calls (see memloc.encoders.default_layers).")
+    if twice := {l: n for l, n in getattr(acts, 'calls', {}).items() if n > 1}: raise ValueError(
+        f"Layers {list(twice)} ran {list(twice.values())} times in one forward pass of {type(encoder).__name__} "
+        "(a module called more than once, e.g. a shared block): only the last call's activations would be measured. "
+        "Measure a module that runs once per forward (give each use its own module, or measure the input ':in' "
+        "of the next one).")
     if odd := {l: type(acts[l]).__name__ for l in layers if not isinstance(acts[l], Tensor)}: raise ValueError(
         f"Layers {list(odd)} output {list(odd.values())}, not a tensor: measure a module whose output is a tensor (e.g. one "
         "inside the module that returns the dict or tuple).")
@@ -207,6 +250,7 @@ def layer_passes(encoders:list, # encoders that all see the same views
                  shard:bool=False, # only this process's batches: rank r of W takes batches r, r + W, ... (see above)
                 ):
     "Yield `(start, n, [{layer: reduce(layer, act, n)} for each encoder])` for every batch of points of `x`."
+    check_inputs(encoders, x, per_point, device)
     bs = check_batch_size(batch_size) or auto_batch_size(encoders[0], x, layers, per_point)
     rank, world = shard_info(shard)
     got = shard_objects((len(x), bs), shard)
@@ -221,7 +265,9 @@ def layer_passes(encoders:list, # encoders that all see the same views
             xb = to_float(x[i:i+bs], device if device is not None else devs[0][0])
             v, outs, shapes = make_views(xb, i), [], None
             for j, (e, a, (dev, dt)) in enumerate(zip(encoders, acts, devs)):
-                e(v.to(dev, dt, memory_format=input_layout(v), copy=True)); check_ran(e, layers, a, len(v))   # own copy
+                a.clear()                                    # f is g: the other capture's hooks fired here too
+                forward(e, v.to(dev, dt, memory_format=input_layout(v), copy=True))       # its own copy of the views
+                check_ran(e, layers, a, len(v))
                 if shapes is None: shapes = {l: a[l].shape for l in layers}
                 else: check_shapes(shapes, a, j)
                 outs.append({l: reduce(l, a[l], len(xb)) for l in layers}); a.clear()

@@ -11,7 +11,7 @@ import torch, torch.nn as nn
 from torch import Tensor
 from .core import (make_generator, atomic_save, atomic_write_text, safe_load, provenance, config_hash, jsonable,
                          default_device, clean_tmp, RunCache)
-from .core import progress as progress_bar, to_float
+from .core import progress as progress_bar, to_float, check_device
 from .data import TensorData, Split
 from .encoders import create_encoder, init_encoder
 from .ssl import SSLMethod, create_method
@@ -167,7 +167,7 @@ def train(encoder:nn.Module, method:SSLMethod, data:TensorData,
                          "pass more data or a larger batch_size.")
     if late := [e for e in snapshot_epochs if not 0 <= e <= epochs]: raise ValueError(
         f"snapshot_epochs {late} lie outside 0..{epochs} (the epochs trained): no snapshot could be kept for them.")
-    device, engine = torch.device(device or default_device()), engine or Engine()
+    device, engine = check_device(device) or default_device(), engine or Engine()
     method.setup(encoder); encoder.to(device); method.to(device)
     opt = make_optimizer(optimizer, [p for p in (*encoder.parameters(), *method.parameters()) if p.requires_grad], lr, weight_decay)
     spe = engine.steps_per_epoch(len(data), batch_size)

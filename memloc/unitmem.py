@@ -230,7 +230,11 @@ def _class_labels(labels, images, n:int)->Tensor:
     "The class labels ClassMem needs: `labels`, else `images.y`; integers, one per image, none negative."
     y = labels if labels is not None else getattr(images, 'y', None)
     if y is None: raise ValueError("ClassMem needs class labels: pass labels=(N,) integers, or a TensorData whose .y holds them.")
-    y = torch.as_tensor(y)
+    try: y = torch.as_tensor(y)
+    except (ValueError, TypeError, RuntimeError) as e: raise TypeError(
+        f"labels must be integer class labels, not {type(y).__name__} of {type(next(iter(y), None)).__name__} ({e}): "
+        "map class names to indices, e.g. names = sorted(set(labels)); "
+        "torch.tensor([names.index(l) for l in labels]).") from None
     if y.is_floating_point() or y.dtype == torch.bool: raise TypeError(f"labels must be integer class labels, not {y.dtype}: "
                                                                         "convert whole-number labels with .long().")
     y = y.long().flatten()

@@ -306,3 +306,205 @@ def test_aggregation_refuses_a_cut_table_and_views_need_an_int_seed(tmp_path):
 def test_out_dir_that_is_a_file_is_refused_before_any_work(tmp_path):
     (tmp_path/'afile').write_text('x')
     with pytest.raises(ValueError, match='is a file, not a folder'): resolve_config(dict(preset='smoke', out_dir=str(tmp_path/'afile')))
+
+# --- fourth round (issue 18): the cases still open, each a clear error before any work or a correct result ---------
+
+def test_a_module_called_twice_in_one_forward_is_refused():
+    "A25: a shared block runs twice per forward; UnitMem / SSLMem of its last call only would be silently wrong."
+    from torch import nn
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c, self.h = nn.Conv2d(3, 3, 3, padding=1), nn.Linear(3, 4)
+        def forward(self, x): return self.h(self.c(self.c(x).relu()).relu().mean((2, 3)))
+    x = tiny_pair()[2]
+    with pytest.raises(ValueError, match=r"Layers \['c'\] ran \[2\] times in one forward pass of Shared"):
+        unitmem(Shared(), x, layers=['c'], n_aug=0)
+    with pytest.raises(ValueError, match='ran'): alignment([Shared(), Shared()], x, ['c'], n_aug=1, batch_size=4)
+    assert unitmem(Shared(), x, layers=['h'], n_aug=0, negative='abs')['h'].shape == (4,)    # a layer run once is fine
+    f = tiny_pair()[0]
+    assert all((v == 0).all() for v in sslmem(f, f, x, n_aug=2).values())        # f is g: one module, two captures
+
+def test_images_and_encoders_a_pass_cannot_use():
+    "A06, A17: images the encoder cannot take; A38, A39: encoders on the meta device; A85: a device that is not there."
+    f, g, x = tiny_pair()
+    with pytest.raises(ValueError, match=r'ResNet9 cannot take images of shape \(2, 32, 32\).*channels'):
+        unitmem(f, x[:, :2], n_aug=0)
+    with pytest.raises(ValueError, match=r'ResNet9 cannot take images of shape \(3, 8, 8\).*Output size is too small'):
+        sslmem(f, g, torch.rand(4, 3, 8, 8), n_aug=2)
+    with pytest.raises(ValueError, match='cannot take images'):
+        sslmem(f, g, torch.rand(4, 3, 8, 8), n_aug=2, batch_size=2)
+    fm, gm = copy.deepcopy(f).to('meta'), copy.deepcopy(g).to('meta')
+    with pytest.raises(ValueError, match="Encoder 0 \\(ResNet9\\) is on the 'meta' device"): sslmem(fm, gm, x, n_aug=2)
+    with pytest.raises(ValueError, match="on the 'meta' device"): unitmem(fm, x, n_aug=2)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="Device 'cuda' is not available: this machine has cpu"):
+            sslmem(f, g, x, n_aug=2, device='cuda')
+
+def test_views_bigger_than_memory_are_refused_before_the_pass(monkeypatch):
+    "A29: n_aug=3,000,000 under a 6 GB limit used to fail inside the allocator with 36 GB asked for."
+    import memloc.passes as ps
+    f, g, x = tiny_pair()
+    monkeypatch.setattr(ps, '_free_bytes', lambda dev: 6 * 2**30)
+    with pytest.raises(ValueError, match=r"One point's 3000000 views take 103\.0 GiB, more than the 6\.0 GiB free"):
+        unitmem(f, x[:2], n_aug=3_000_000)
+    assert all(v.isfinite().all() for v in unitmem(f, x[:2], n_aug=2).values())
+
+def test_string_labels_and_a_fractional_top():
+    "A63: labels as strings; A68: per_class=0; A73: top=2.5 (a TypeError from slicing before)."
+    f, g, x = tiny_pair()
+    with pytest.raises(TypeError, match='labels must be integer class labels, not list of str.*names.index'):
+        classmem(f, x, ['a', 'b'] * 8)
+    with pytest.raises(ValueError, match='per_class must be a positive int'):
+        classmem(f, x, torch.arange(16) % 2, per_class=0)
+    with pytest.raises(TypeError, match=r'top is the number of points .* must be an int, not 2\.5'):
+        layermem(f, g, x, top=2.5, n_aug=2)
+    with pytest.raises(ValueError, match=r'top=20 needs 1\.\.16 points'): layermem(f, g, x, top=20, n_aug=2)
+
+def test_bad_split_files_and_image_caches(tmp_path):
+    "D29: a split file whose indices are a string; D31: an image cache holding other keys; D33: imagenet(n=0)."
+    from PIL import Image
+    from memloc.data import imagenet
+    from memloc.core import CorruptedFileError
+    memorization_split(100, n_candidates=10, n_independent=10).save(tmp_path/'s.json')
+    d = dict(json.loads((tmp_path/'s.json').read_text()), shared='abc')
+    (tmp_path/'s.json').write_text(json.dumps(d))
+    with pytest.raises(ValueError, match=r"s\.json does not hold a valid split: Split\.shared must hold integer"):
+        Split.load(tmp_path/'s.json')
+    for c in ('a', 'b'):
+        (tmp_path/'imagenet'/'train'/c).mkdir(parents=True)
+        for i in range(2): Image.new('RGB', (40, 40), (i * 50, 0, 0)).save(tmp_path/'imagenet'/'train'/c/f'{i}.png')
+    with pytest.raises(ValueError, match='n is the number of images drawn and must be an int >= 1'):
+        imagenet(tmp_path, n=0, size=16)
+    assert len(imagenet(tmp_path, size=16)) == 4
+    cache = next((tmp_path/'imagenet'/'memloc_cache').glob('*.pt'))
+    c = safe_load(cache)
+    c['labels'] = c.pop('y')
+    atomic_save(c, cache)
+    with pytest.raises(CorruptedFileError, match="does not hold memloc's cached images.*Delete it and run again"):
+        imagenet(tmp_path, size=16)
+
+def test_folders_that_cannot_be_written(tmp_path, monkeypatch):
+    "C22, D35: $MEMLOC_RUNS / $MEMLOC_DATA cannot be created; C40: a figures root that cannot be written, refused."
+    from memloc.core import data_dir
+    from memloc.chapters.reproduce import reproduce_main
+    real_mkdir = Path.mkdir
+    def immutable(self, *a, **k):
+        if 'ro' in self.parts: raise PermissionError(1, 'Operation not permitted', str(self))
+        return real_mkdir(self, *a, **k)
+    monkeypatch.setattr(Path, 'mkdir', immutable)
+    for var, fn in (('MEMLOC_RUNS', runs_dir), ('MEMLOC_DATA', data_dir)):
+        monkeypatch.setenv(var, str(tmp_path/'ro'/'sub'))
+        with pytest.raises(PermissionError, match=rf'cannot create the folder .*ro/sub \(\${var}.*not permitted'):
+            fn()
+    monkeypatch.setenv('MEMLOC_RUNS', str(tmp_path/'runs'))
+    with pytest.raises(SystemExit, match=r'memloc-reproduce: memloc cannot write into the figures root \(--root\)'):
+        reproduce_main(['--preset', 'smoke', '--seeds', '0', '--chapters', '09_layermem', '--root', str(tmp_path/'ro')])
+    assert not (tmp_path/'runs'/'pairs').exists()
+
+def test_a_full_disk_names_the_checkpoint_and_the_run_resumes(tmp_path, monkeypatch):
+    "C23, T17: the run cache fills up mid-training; the error says so, and the same call resumes to the same weights."
+    import shutil as sh
+    import memloc.core as core
+    from memloc.core import DiskFullError
+    data = synthetic(n=48, n_outliers=2, seed=0)
+    def run(ckpt):
+        set_seed(0)
+        return train(tiny_encoder(), SimCLR(proj_dim=16, hidden_dim=32), data, epochs=3, batch_size=16, ckpt=ckpt,
+                     device='cpu', progress=False)
+    full = run(tmp_path/'full.pt')
+    real, calls = torch.save, []
+    def filling(obj, f):
+        calls.append(f)
+        if len(calls) < 2: return real(obj, f)
+        Path(f).write_bytes(b'half')
+        raise RuntimeError('[enforce fail at inline_container.cc:672] . unexpected pos 886272 vs 886164')
+    monkeypatch.setattr(core.torch, 'save', filling)
+    monkeypatch.setattr(core.shutil, 'disk_usage', lambda p: sh._ntuple_diskusage(2**20, 2**20, 0))
+    with pytest.raises(DiskFullError, match=r"No space left in .* to write cut\.pt .*its last good version is still"):
+        run(tmp_path/'cut.pt')
+    monkeypatch.setattr(core.torch, 'save', real)
+    assert not [p for p in tmp_path.iterdir() if p.suffix == '.tmp']                        # no half-written leftovers
+    rec = run(tmp_path/'cut.pt')
+    assert rec.start == 1
+    assert all(torch.equal(v, full.encoder.state_dict()[k]) for k, v in rec.encoder.state_dict().items())
+
+def test_command_lines_refuse_bad_arguments_without_a_traceback(tmp_path, monkeypatch):
+    "C12, C13, C19: memloc-train's device and seed; C28, C32: memloc-reproduce's --shard -1/2 and --submit 0."
+    from memloc.chapters.train_cli import train_main
+    from memloc.chapters.reproduce import reproduce_main
+    monkeypatch.setenv('MEMLOC_RUNS', str(tmp_path/'runs'))
+    with pytest.raises(SystemExit, match="memloc-train: Unknown device 'tpu': this machine has cpu"):
+        train_main(['--preset', 'smoke', '--device', 'tpu'])
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="Device 'cuda' is not available"):
+            train_main(['--preset', 'smoke', '--device', 'cuda'])
+    with pytest.raises(SystemExit, match=r'seed must be below 2\*\*40'):
+        train_main(['--preset', 'smoke', '--seed', str(10**15)])
+    with pytest.raises(SystemExit, match=r'shard must be \(i, n\) with 0 <= i < n, not \(-1, 2\)'):
+        reproduce_main(['--preset', 'smoke', '--shard', '-1/2'])
+    with pytest.raises(SystemExit, match='exclude each other'):
+        reproduce_main(['--preset', 'smoke', '--submit', '0', '--aggregate-only'])
+    with pytest.raises(SystemExit, match='--submit N runs the grid as N >= 1 jobs, not 0'):
+        reproduce_main(['--preset', 'smoke', '--submit', '0'])
+    assert not (tmp_path/'runs'/'pairs').exists()
+
+def test_a_moved_run_cache_still_counts_as_finished(tmp_path):
+    "C43: run records name their absolute out_dir; a copy of the whole cache elsewhere must not count as unfinished."
+    from memloc.chapters.reproduce import finished_run, run_dir, missing_runs
+    from memloc.chapters.config import save_run_record
+    old, new = tmp_path/'scratch'/'figures', tmp_path/'home'/'figures'
+    out = run_dir('smoke', 'synthetic', 0, old, chapter='09_layermem')
+    cfg = resolve_config(dict(preset='smoke', dataset='synthetic', seed=0, out_dir=str(out)), '09_layermem')
+    save_run_record(cfg, '09_layermem', time.time())
+    import shutil; shutil.copytree(old, new)
+    assert finished_run('09_layermem', 'smoke', 'synthetic', 0, new) is not None
+    assert missing_runs('smoke', ['synthetic'], [0], ['09_layermem'], new) == []
+
+def test_privacy_budgets_and_sizes_that_cannot_run_are_refused_first():
+    "DP10: max_grad_norm=inf; DP13: an epsilon no noise reaches; -p top 1000 and -p max_grad_norm 0 before any work."
+    import math
+    from memloc.dp import dp_engine, dp_compatible
+    with pytest.raises(ValueError, match='must be a finite number > 0.*not inf'):
+        dp_engine(8.0, 'simclr', max_grad_norm=math.inf)
+    enc, m = dp_compatible(tiny_encoder(), SimCLR(proj_dim=16, hidden_dim=32))
+    with pytest.raises(ValueError, match=r'epsilon = 1e-06 at delta = 0\.001 cannot be reached in 2 DP-SGD steps'):
+        train(enc, m, synthetic(n=32, seed=0), epochs=1, batch_size=16, engine=dp_engine(1e-6, 'simclr', delta=1e-3),
+              progress=False)
+    with pytest.raises(ValueError, match=r'top=1000 asks for more points than are ranked.*-p top 60'):
+        resolve_config(dict(preset='smoke', top=1000), '09_layermem')
+    for bad in (0, math.inf):
+        with pytest.raises(ValueError, match='max_grad_norm is the per-sample clipping norm'):
+            resolve_config(dict(preset='smoke', max_grad_norm=bad), '16_privacy')
+    with pytest.raises(ValueError, match=r'epsilons holds \[-1\.0\]'):
+        resolve_config(dict(preset='smoke', epsilons=[None, -1.0]), '16_privacy')
+
+def test_a_chapter_refuses_top_before_training(runs):
+    "The early parameter check in a real papermill run: -p top 1000 stops at the parameters cell, no pair is trained."
+    cmd = [sys.executable, '-m', 'papermill', '-k', 'python3', str(ROOT/'nbs'/'09_layermem.ipynb'), str(runs/'o.ipynb'),
+           '-p', 'preset', 'smoke', '-p', 'top', '1000']
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode != 0 and 'top=1000 asks for more points than are ranked' in r.stdout + r.stderr
+    assert not (runs/'runs'/'pairs').exists()
+
+def test_aggregation_names_text_columns():
+    "M06: a value column of text used to fail in pandas' float cast."
+    import pandas as pd
+    from memloc.chapters.reproduce import aggregate_table
+    df = pd.DataFrame(dict(layer=['a', 'a'], v=[1., 2.], note=['x', 'y'], seed=[0, 1]))
+    with pytest.raises(ValueError, match=r"Columns \['note'\] of the stacked table hold text \(e\.g\. 'x'\)"):
+        aggregate_table(df, ['layer'])
+    assert aggregate_table(df.drop(columns='note'), ['layer'])[0]['v'].item() == 1.5
+
+def test_own_cases_devices_of_train_and_meta_images():
+    "New cases: train(device='tpu' / 'cuda' without CUDA) gave torch's raw errors; images on the meta device a .item() error."
+    data = synthetic(16, n_outliers=0)
+    with pytest.raises(ValueError, match="Unknown device 'tpu'"):
+        train(tiny_encoder(), SimCLR(proj_dim=16, hidden_dim=32), data, epochs=1, device='tpu', progress=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="Device 'cuda' is not available"):
+            train(tiny_encoder(), SimCLR(proj_dim=16, hidden_dim=32), data, epochs=1, device='cuda', progress=False)
+    f, g, x = tiny_pair()
+    with pytest.raises(ValueError, match="images are on the 'meta' device"):
+        sslmem(f, g, x.to('meta'), n_aug=1)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from torch import nn
+from ..core import check_writable
 from ..core import in_test, figures_dir, results_dir, runs_dir, config_hash, jsonable, provenance, atomic_write_text, RunCache, make_generator
 from ..data import load_dataset, memorization_split, plant_canaries, CANARY_KINDS, DATASETS, TensorData, Split
 from ..encoders import create_encoder, init_encoder, ENCODERS
@@ -19,10 +20,10 @@ from ..train import train_pair, train, Pair, TrainRecord, calibrate_bn, LOOP_VER
 __all__ = ['PRESET_NAMES', 'PRESETS', 'DEFAULTS', 'CHOICES', 'PARAMETERS', 'FRAMEWORK_PARAMETERS', 'FRAMEWORK_PRESETS',
            'INTERVENTION_PRESETS', 'PRIVACY_PARAMETERS', 'CHAPTERS', 'preset_table', 'Chapter', 'chapter_parameters',
            'chapter_presets', 'injected_parameters', 'check_choice', 'check_extra', 'check_parameter', 'resolve_config',
-           'chapter_config', 'variant', 'default_out_dir', 'save_run_record', 'reference_note', 'pool_indices',
-           'experiment_data', 'experiment_split', 'experiment_extra', 'experiment_shift', 'experiment_canaries',
-           'training_seed', 'encoder_kw', 'method_kw', 'experiment_snapshots', 'experiment_pair', 'experiment_init',
-           'experiment_supervised']
+           'check_sizes', 'check_privacy', 'chapter_config', 'variant', 'default_out_dir', 'save_run_record',
+           'reference_note', 'pool_indices', 'experiment_data', 'experiment_split', 'experiment_extra',
+           'experiment_shift', 'experiment_canaries', 'training_seed', 'encoder_kw', 'method_kw',
+           'experiment_snapshots', 'experiment_pair', 'experiment_init', 'experiment_supervised']
 
 # %% ../../nbs/08_config.ipynb #a1b2c3d5
 import pandas as pd
@@ -201,7 +202,30 @@ def resolve_config(params:dict, chapter:str|None=None)->dict:
     cfg['out_dir'] = str(Path(params.get('out_dir') or default_out_dir(cfg, chapter=chapter)))
     if Path(cfg['out_dir']).exists() and not Path(cfg['out_dir']).is_dir(): raise ValueError(
         f"out_dir {cfg['out_dir']} is a file, not a folder: pass a folder for the tables and figures (-p out_dir DIR).")
+    check_sizes(cfg)
+    if chapter == '16_privacy': check_privacy(cfg)
     return cfg
+
+def check_sizes(cfg:dict):
+    "Raise before any work when the Top / Least sets are bigger than the candidates or held-out points they rank."
+    n = min(cfg['n_candidates'], cfg['n_extra'])
+    if cfg['top'] > n: raise ValueError(
+        f"Parameter top={cfg['top']} asks for more points than are ranked: LayerMem and UnitMem rank the "
+        f"n_candidates={cfg['n_candidates']} candidates and the n_extra={cfg['n_extra']} held-out points. "
+        f"Pass -p top {n} or less, or more points (-p n_candidates, -p n_extra).")
+
+def check_privacy(cfg:dict):
+    "Raise before any work on a privacy budget DP-SGD cannot run with: epsilons, delta and max_grad_norm."
+    from ..dp import check_max_grad_norm
+    check_max_grad_norm(cfg['max_grad_norm'])
+    d = cfg['delta']
+    if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 < d < 1: raise ValueError(
+        f"Parameter delta must lie in (0, 1), below 1 / the number of training points, not {d!r}: "
+        "pass e.g. -p delta 1e-5.")
+    number = lambda e: isinstance(e, (int, float)) and not isinstance(e, bool) and e > 0
+    bad = [e for e in cfg['epsilons'] if e is not None and not number(e)]
+    if bad: raise ValueError(f"Parameter epsilons holds {bad}: every budget is a number > 0, or None for the run "
+                             'without DP; pass e.g. -y "epsilons: [null, 8.0, 1.0]".')
 
 def chapter_config(ns:dict, # the chapter's globals after its parameters cell
                    history=None, chapter:str|None=None)->dict:
@@ -209,7 +233,9 @@ def chapter_config(ns:dict, # the chapter's globals after its parameters cell
     valid = (*PARAMETERS, *chapter_parameters(chapter), 'out_dir')
     unknown = [n for n in injected_parameters(history) if n not in valid]
     if unknown: raise ValueError(f"Unknown parameter(s) {', '.join(unknown)} passed with -p. Valid: {', '.join(valid)}.")
-    return resolve_config({k: ns.get(k) for k in valid}, chapter)
+    cfg = resolve_config({k: ns.get(k) for k in valid}, chapter)
+    check_writable(cfg['out_dir'], 'out_dir')                              # before any work, not at the first table
+    return cfg
 
 def variant(cfg:dict, chapter:str|None=None)->str:
     "The folder name for the settings of `cfg` that differ from its preset and the chapter's defaults ('' for none)."

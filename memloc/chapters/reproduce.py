@@ -4,11 +4,12 @@
 
 # %% ../../nbs/17_reproduce.ipynb #37c33755
 from __future__ import annotations
-import argparse, ast, json, time
+import argparse, ast, json, sys, time
 from pathlib import Path
 import pandas as pd
 import matplotlib.pyplot as plt
 from ..core import figures_dir, results_dir, runs_dir, repo_root, atomic_write_text, provenance, jsonable
+from ..core import check_writable
 from .config import CHAPTERS, check_choice, PRESETS, resolve_config, default_out_dir, variant
 from .figures import FIGURES, plot_unitmem_datasets
 from ..report import aggregate_seeds, format_mean_std, save_table, save_fig
@@ -53,7 +54,11 @@ def finished_run(chapter:str, preset:str, dataset:str, seed:int, root=None, para
     if not rec_path.exists(): return None
     try: rec = read_run_record(rec_path)
     except ValueError as e: log(f'{e} Running it again.'); return None
-    return rec if rec['parameters'] == cfg else None
+    return rec if _settings(rec['parameters']) == _settings(cfg) else None
+
+def _settings(params:dict)->dict:
+    "A run's parameters without its output folder: where the record lies says that, so a moved run cache still counts."
+    return {k: v for k, v in params.items() if k != 'out_dir'}
 
 def run_chapter(chapter:str, # e.g. '10_unitmem'
                 preset:str, dataset:str, seed:int,
@@ -99,6 +104,11 @@ def check_rows(df:pd.DataFrame, keys:list, name:str):
 def aggregate_table(df:pd.DataFrame, keys:list)->tuple[pd.DataFrame, list[str]]:
     "Mean and std over `seed` of every non-key column of a stacked table, and the list of those value columns."
     values = [c for c in df.columns if c not in keys and c != 'seed']
+    numbers = lambda c: pd.to_numeric(df[c].dropna(), errors='coerce').notna().all()
+    if text := [c for c in values if not pd.api.types.is_numeric_dtype(df[c]) and not numbers(c)]: raise ValueError(
+        f"Columns {text} of the stacked table hold text (e.g. {df[text[0]].dropna().astype(str).iloc[0]!r}) but are "
+        f"not among its keys {keys}: only numbers are averaged over seeds. Name them as keys when the table is saved "
+        "(save_table(df, name, keys=[...])), or leave them out of the table.")
     agg = aggregate_seeds(df.astype({c: float for c in values}), values, keys)
     return agg, values
 
@@ -231,6 +241,13 @@ def _job_param(s:str)->tuple:
     try: return k, ast.literal_eval(v)
     except (ValueError, SyntaxError): return k, v
 
+def _shard_value(argv:list)->list:
+    "`argv` with `--shard -1/2` written `--shard=-1/2`, so that argparse reads a value starting with '-' as the value."
+    out = list(argv)
+    i = out.index('--shard') if '--shard' in out else len(out)
+    if i + 1 < len(out) and out[i + 1].startswith('-') and '/' in out[i + 1]: out[i:i + 2] = [f'--shard={out[i + 1]}']
+    return out
+
 def reproduce_main(argv=None):
     "Command line: `memloc-reproduce --preset quick --datasets fashion_mnist --seeds 0 1 2 [--shard i/n | --submit n | --aggregate-only]`."
     p = argparse.ArgumentParser(prog='memloc-reproduce', description=reproduce_main.__doc__)
@@ -247,12 +264,17 @@ def reproduce_main(argv=None):
     p.add_argument('--cluster', default=None, help='submitit cluster: slurm | local | debug (default: Slurm if available, else local)')
     p.add_argument('--job', nargs='+', default=[], metavar='KEY=VALUE', help='submitit job parameters, e.g. timeout_min=600 slurm_partition=gpu gpus_per_node=1')
     p.add_argument('--no-wait', action='store_true', help='with --submit: return once submitted (the last slice aggregates)')
-    a = p.parse_args(argv)
+    a = p.parse_args(_shard_value(sys.argv[1:] if argv is None else argv))
     if a.publish and a.root: raise SystemExit("memloc-reproduce: --publish writes into the repository's figures/; drop --root.")
     root = str(figures_dir()) if a.publish else a.root
     grid = dict(preset=a.preset, datasets=a.datasets, seeds=a.seeds, chapters=a.chapters, root=root, force=a.force)
     try:
-        if sum(map(bool, (a.shard, a.aggregate_only, a.submit))) > 1: raise ValueError("--shard, --submit and --aggregate-only exclude each other.")
-        if a.submit: submit(a.submit, **grid, cluster=a.cluster, wait=not a.no_wait, **dict(map(_job_param, a.job)))
+        if sum((a.shard is not None, a.aggregate_only, a.submit is not None)) > 1:
+            raise ValueError("--shard, --submit and --aggregate-only exclude each other: pass one of them.")
+        if a.submit is not None and a.submit < 1:
+            raise ValueError(f"--submit N runs the grid as N >= 1 jobs, not {a.submit}.")
+        check_writable(root or results_dir(), 'the figures root (--root)')
+        if a.submit is not None:
+            submit(a.submit, **grid, cluster=a.cluster, wait=not a.no_wait, **dict(map(_job_param, a.job)))
         else: reproduce(**grid, shard=parse_shard(a.shard) if a.shard else None, run=not a.aggregate_only)
-    except (FileNotFoundError, ValueError, ImportError) as e: raise SystemExit(f"memloc-reproduce: {e}")
+    except (OSError, ValueError, ImportError) as e: raise SystemExit(f"memloc-reproduce: {e}")

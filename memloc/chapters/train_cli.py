@@ -6,6 +6,7 @@
 from __future__ import annotations
 import argparse, ast
 import torch.distributed as dist
+from ..core import check_device, check_writable, runs_dir
 from ..passes import shard_info
 from ..train import Engine
 from ..distributed import init_distributed, DDPEngine, check_in_sync
@@ -57,16 +58,18 @@ def train_parser()->argparse.ArgumentParser:
 
 def train_main(argv=None):
     "Command line: `memloc-train --preset quick --seed 0 [--what pair|f|g|supervised]`, alone or under torchrun."
-    a = train_parser().parse_args(argv)
-    rank, world, device = init_distributed(a.device)
+    a, world = train_parser().parse_args(argv), 1
     try:
+        check_device(a.device)
         cfg = resolve_config({k: getattr(a, k) for k in PARAMETERS})
+        check_writable(runs_dir(), 'the run cache ($MEMLOC_RUNS)')
+        rank, world, device = init_distributed(a.device)
         _say(f"{a.what} for preset {cfg['preset']}, {cfg['dataset']}, {cfg['arch']} / {cfg['method']}, seed {cfg['seed']}, "
              f"{world} process(es) on {device.type}")
         recs = train_from_config(cfg, a.what, DDPEngine(), device, progress=not a.no_progress and rank == 0)
         for name, r in recs.items():
             check_in_sync(r.encoder)
             _say(f"{name}: {r.epochs} epochs, loss {r.history[0]:.4f} -> {r.history[-1]:.4f}, identical on {world} process(es), in {r.ckpt}")
-    except (ValueError, TypeError, FileNotFoundError) as e: raise SystemExit(f"memloc-train: {e}")
+    except (ValueError, TypeError, OSError) as e: raise SystemExit(f"memloc-train: {e}")
     finally:
         if world > 1 and dist.is_initialized(): dist.destroy_process_group()
