@@ -180,18 +180,15 @@ def _resnet9_layers(p, residual, pool):
         if residual and b in ResNet9.residuals: out.append(p + ResNet9.residuals[b])
     return out
 
-
-def default_layers(
-    encoder: nn.Module,  # a memloc encoder, or any module holding a ResNet9 / torchvision ResNet / timm ViT
-    residual: bool = False,  # ResNet9: add the residual sums `res1`, `res2`
-    pool: bool = False,  # ResNet9: add the pre-pool ReLU outputs
-) -> list[str]:
+def default_layers(encoder:nn.Module, # a memloc encoder, or any module holding a ResNet9 / torchvision ResNet / timm ViT
+                   residual:bool=False, # ResNet9: add the residual sums `res1`, `res2`
+                   pool:bool=False, # ResNet9: add the pre-pool ReLU outputs
+                  )->list[str]:
     "The paper's measurement points of `encoder`, in forward order."
     kind, m, p = _find_arch(encoder)
     if kind == 'resnet9': return _resnet9_layers(p, residual, pool)
     if kind == 'resnet': return [f'{p}layer{i}.{j}' for i in range(1, 5) for j in range(len(getattr(m, f'layer{i}')))]
     return [s for i in range(len(m.blocks)) for s in (f'{p}blocks.{i}.norm2:in', f'{p}blocks.{i}')]
-
 
 def unit_layers(encoder:nn.Module)->list[str]:
     "Where the units of `encoder` are: ResNet block outputs (channels), ViT MLP hidden units after the activation."
@@ -258,19 +255,12 @@ def _best_prefix(keys:list, target:set)->str:
     score = lambda p: sum(k[len(p):] in target for k in keys if k.startswith(p))
     return max(sorted(cands, key=len), key=score)
 
-
-def load_encoder(
-    encoder: nn.Module,  # the network the weights belong to, built by you (torchvision, timm, your own)
-    path,  # a checkpoint file (.pt, .pth, .ckpt) or a state dict already loaded
-    key: str | None = None,  # the entry holding the weights (e.g. 'teacher'); None: found
-    prefix: str | None = None,  # removed from every name (e.g. 'backbone.'); None: found
-    ignore=(
-        'fc.',
-        'head.',
-        'projection',
-        'prototypes',
-    ),  # prefixes of checkpoint names that are not the encoder (heads)
-) -> nn.Module:  # `encoder` with the weights, in eval mode
+def load_encoder(encoder:nn.Module, # the network the weights belong to, built by you (torchvision, timm, your own)
+                 path, # a checkpoint file (.pt, .pth, .ckpt) or a state dict already loaded
+                 key:str|None=None, # the entry holding the weights (e.g. 'teacher'); None: found
+                 prefix:str|None=None, # removed from every name (e.g. 'backbone.'); None: found
+                 ignore=('fc.', 'head.', 'projection', 'prototypes'), # prefixes of checkpoint names that are not the encoder (heads)
+                )->nn.Module: # `encoder` with the weights, in eval mode
     "Load an encoder trained elsewhere (lightly, solo-learn, VISSL, DINO, timm, torchvision, DDP) safely and strictly."
     from memloc.core import safe_load
     ck = safe_load(path) if isinstance(path, (str, Path)) else path
