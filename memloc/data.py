@@ -490,15 +490,14 @@ def load(cls:Split, path)->Split:
                          "memorization_split(...).save(path).") from e
 
 # %% ../nbs/lib/02_data.ipynb #b5600346
-def memorization_split(
-    n_total: int | TensorData,  # size of the training split, or the training data itself
-    n_shared: int | None = None,  # |S_S|; None: everything not in S_C or S_I
-    n_candidates: int = 5000,  # |S_C|, points only f trains on
-    n_independent: int = 5000,  # |S_I|, points only g trains on
-    seed: int | None = None,  # None: contiguous paper layout; int: over a seeded permutation
-    n_extra: int = 0,  # |S_E|, held-out points neither encoder trains on
-    extra_in: str = 'train',  # 'train': S_E from the training split (after S_I); 'test': test points arange(n_extra)
-) -> Split:
+def memorization_split(n_total:int|TensorData, # size of the training split, or the training data itself
+                       n_shared:int|None=None,  # |S_S|; None: everything not in S_C or S_I
+                       n_candidates:int=5000,   # |S_C|, points only f trains on
+                       n_independent:int=5000,  # |S_I|, points only g trains on
+                       seed:int|None=None,      # None: contiguous paper layout; int: over a seeded permutation
+                       n_extra:int=0,           # |S_E|, held-out points neither encoder trains on
+                       extra_in:str='train',    # 'train': S_E from the training split (after S_I); 'test': test points arange(n_extra)
+                      )->Split:
     "The SSLMem index sets for a training split of `n_total` points."
     fp = n_total.fingerprint() if isinstance(n_total, TensorData) else None
     if isinstance(n_total, TensorData): n_total = len(n_total)
