@@ -280,7 +280,7 @@ def layer_passes(encoders:list, # encoders that all see the same views
                 a.clear()                                    # f is g: the other capture's hooks fired here too
                 forward(e, v.to(dev, dt, memory_format=input_layout(v), copy=True))       # its own copy of the views
                 check_ran(e, layers, a, len(v))
-                if shapes is None:shapes = {l: a[l].shape for l in layers}
+                if shapes is None: shapes = {l: a[l].shape for l in layers}
                 else: check_shapes(shapes, a, j)
                 outs.append({l: reduce(l, a[l], len(xb)) for l in layers})
                 a.clear()
