@@ -295,8 +295,8 @@ class SimCLRAug(nn.Module):
 
     def extra_repr(self):
         return (
-            f"size={self.size}, scale={self.scale}, ratio={tuple(round(r, 4) for r in self.ratio)}, flip_p={self.flip_p}, "
-            f"jitter={self.jitter}, jitter_p={self.jitter_p}, gray_p={self.gray_p}"
+            f"size={self.size}, scale={self.scale}, ratio={tuple(round(r, 4) for r in self.ratio)}, "
+            f"flip_p={self.flip_p}, jitter={self.jitter}, jitter_p={self.jitter_p}, gray_p={self.gray_p}"
         )
 
 # %% ../nbs/lib/03_augment.ipynb #514afe60
