@@ -238,14 +238,16 @@ def _state_dict(ck, key:str|None, path)->dict:
     if key is not None:
         if not isinstance(ck, dict) or key not in ck:
             raise KeyError(
-                f"{path} has no entry {key!r}; its entries: {list(ck)[:10] if isinstance(ck, dict) else type(ck).__name__}."
+                f"{path} has no entry {key!r}; its entries: "
+                f"{list(ck)[:10] if isinstance(ck, dict) else type(ck).__name__}."
             )
         ck = ck[key]
     if _tensors(ck): return ck
     for k in _STATE_KEYS:
         if isinstance(ck, dict) and _tensors(ck.get(k)): return ck[k]
     raise ValueError(
-        f"No state dict of tensors found in {path} (entries: {list(ck)[:10] if isinstance(ck, dict) else type(ck).__name__}): "
+        f"No state dict of tensors found in {path} (entries: "
+        f"{list(ck)[:10] if isinstance(ck, dict) else type(ck).__name__}): "
         "pass key= naming the entry that holds the weights."
     )
 
@@ -272,9 +274,9 @@ def load_encoder(encoder:nn.Module, # the network the weights belong to, built b
     missing, unexpected = sorted(target - set(sd)), sorted(set(sd) - target)
     if missing or unexpected:
         raise ValueError(
-            f"The weights do not fit {type(encoder).__name__} (prefix removed: {p!r}): {len(missing)} missing, e.g. {missing[:4]}; "
-            f"{len(unexpected)} unexpected, e.g. {unexpected[:4]}. Build the same architecture the checkpoint was trained with, "
-            "or pass key= / prefix=."
+            f"The weights do not fit {type(encoder).__name__} (prefix removed: {p!r}): {len(missing)} missing, e.g. "
+            f"{missing[:4]}; {len(unexpected)} unexpected, e.g. {unexpected[:4]}. Build the same architecture the "
+            "checkpoint was trained with, or pass key= / prefix=."
         )
     bad = [
         (k, tuple(v.shape), tuple(encoder.state_dict()[k].shape))
