@@ -163,16 +163,17 @@ def check_ran(encoder:nn.Module, layers:list, acts:dict, rows:int|None=None):
         "of the next one).")
     if odd := {l: type(acts[l]).__name__ for l in layers if not isinstance(acts[l], Tensor)}:
         raise ValueError(
-            f"Layers {list(odd)} output {list(odd.values())}, not a tensor: measure a module whose output is a tensor (e.g. one "
-            "inside the module that returns the dict or tuple)."
+            f"Layers {list(odd)} output {list(odd.values())}, not a tensor: measure a module whose output is a "
+            "tensor (e.g. one inside the module that returns the dict or tuple)."
         )
     bad = {
         l: tuple(acts[l].shape) for l in layers if rows is not None and (acts[l].dim() == 0 or acts[l].shape[0] != rows)
     }
     if bad:
         raise ValueError(
-            f"Layers {list(bad)} give activations of shape {list(bad.values())} for {rows} images: their first dimension must "
-            "be the images (batch-first). A sequence-first module (e.g. nn.TransformerEncoderLayer(batch_first=False), "
+            f"Layers {list(bad)} give activations of shape {list(bad.values())} for {rows} images: their first "
+            "dimension must be the images (batch-first). A sequence-first module (e.g. "
+            "nn.TransformerEncoderLayer(batch_first=False), "
             "shape (tokens, images, dim)) mixes points and tokens: measure a batch-first point instead (a module built "
             "with batch_first=True, or one after the encoder puts the batch first again)."
         )
@@ -266,7 +267,8 @@ def layer_passes(encoders:list, # encoders that all see the same views
     got = shard_objects((len(x), bs), shard)
     if len({n for n, _ in got}) > 1:
         raise ValueError(
-            f"Sharded passes need the same points in every process, got {[n for n, _ in got]} by rank: pass the same images."
+            f"Sharded passes need the same points in every process, got {[n for n, _ in got]} by rank: pass the same "
+            "images."
         )
     bs = got[0][1]                                                  # rank 0's: every process cuts the same batches
     devs, starts = [encoder_device(e) for e in encoders], range(0, len(x), bs)[rank::world]
