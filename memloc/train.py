@@ -92,7 +92,8 @@ def ssl_step(encoder:nn.Module, method:SSLMethod, opt:torch.optim.Optimizer,
     return loss.item()
 
 # %% ../nbs/lib/09_train.ipynb #3ae54458
-def save_ckpt(path, encoder, method, opt, epoch:int, config:dict, history:list, schedule=None, engine:Engine|None=None)->Path:
+def save_ckpt(path, encoder, method, opt, epoch:int, config:dict, history:list,
+              schedule=None, engine:Engine|None=None)->Path:
     "Write the full training state after `epoch` atomically, with a JSON provenance sidecar."
     path = Path(path)
     atomic_save(dict(encoder=encoder.state_dict(), method=method.state_dict(), opt=opt.state_dict(),
@@ -177,7 +178,8 @@ def train(encoder:nn.Module, method:SSLMethod, data:TensorData,
         f"seed must be an int in [0, 2**40), not {seed!r}: every epoch's generator is seeded from it.")
     if not isinstance(data, TensorData):
         raise TypeError(
-            f"train needs a TensorData (images and labels), not {type(data).__name__}: wrap a tensor as TensorData(x, torch.full((len(x),), -1))."
+            f"train needs a TensorData (images and labels), not {type(data).__name__}: wrap a tensor as "
+            "TensorData(x, torch.full((len(x),), -1))."
         )
     if len(data) < 2 or (
         batch_size < 2 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in encoder.modules())
@@ -335,7 +337,8 @@ class Pair:
 # the canary sets only when planted
 _TRAINED_SETS = ('shared', 'candidates', 'independent', 'canary_candidates', 'canary_independent')
 
-def pair_config(data:TensorData, split:Split, arch:str, method:SSLMethod, encoder_kw:dict, init_seed:int, **recipe)->dict:
+def pair_config(data:TensorData, split:Split, arch:str, method:SSLMethod, encoder_kw:dict, init_seed:int,
+                **recipe)->dict:
     "Everything that determines a trained f / g pair."
     return jsonable(
         dict(
@@ -436,8 +439,8 @@ def load_snapshots(record:TrainRecord, arch:str, encoder_kw:dict|None=None, make
     "`(epoch, encoder)` for every weight snapshot of a training run, by epoch (`make_encoder()`: see `load_pair`)."
     if missing := sorted(set(expect or ()) - set(record.snapshots)):
         raise FileNotFoundError(
-            f"The run in {record.ckpt} has no weight snapshot of epochs {missing} (it was trained before they were asked for). "
-            f"Delete {record.ckpt.parent if record.ckpt else 'it'} and run again to train it with them."
+            f"The run in {record.ckpt} has no weight snapshot of epochs {missing} (it was trained before they were "
+            f"asked for). Delete {record.ckpt.parent if record.ckpt else 'it'} and run again to train it with them."
         )
     make_encoder, out = make_encoder or (lambda: create_encoder(arch, **(encoder_kw or {}))), []
     for e, p in sorted(record.snapshots.items()):
