@@ -41,11 +41,12 @@ def _check_labels(train_y:Tensor, test_y:Tensor):
         if len(y) == 0: raise ValueError(f"The {name} set of the probe is empty.")
         if int(torch.as_tensor(y).min()) < 0:
             raise ValueError(
-                f"The {name} labels hold {int((torch.as_tensor(y) < 0).sum())} unlabelled points (label -1): a probe needs labelled "
-                "images (for STL10, its labelled 'train' / 'test' splits, not 'unlabeled')."
+                f"The {name} labels hold {int((torch.as_tensor(y) < 0).sum())} unlabelled points (label -1): a probe "
+                "needs labelled images (for STL10, its labelled 'train' / 'test' splits, not 'unlabeled')."
             )
 
-def knn_accuracy(encoder:nn.Module, train_x:Tensor, train_y:Tensor, test_x:Tensor, test_y:Tensor, k:int=200, t:float=0.1, **kw)->float:
+def knn_accuracy(encoder:nn.Module, train_x:Tensor, train_y:Tensor, test_x:Tensor, test_y:Tensor,
+                 k:int=200, t:float=0.1, **kw)->float:
     "Test accuracy of the weighted kNN classifier on `encoder`'s frozen features."
     _check_labels(train_y, test_y)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
