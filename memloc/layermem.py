@@ -208,7 +208,8 @@ def layermem(f:nn.Module, # encoder trained on the points
                                                                  independent_seed(seed), device, protocol)
         if any(rank_layer not in a for a in rank_alignments):
             raise ValueError(
-                f"rank_alignments hold {list(rank_alignments[0])}, not the ranking layer {rank_layer!r}: measure it too, or pass rank_layer=."
+                f"rank_alignments hold {list(rank_alignments[0])}, not the ranking layer {rank_layer!r}: measure it "
+                "too, or pass rank_layer=."
             )
         rank = normalise_scores(rank_alignments[1][rank_layer] - rank_alignments[0][rank_layer], p['norm'])
     res = layermem_from_scores(s, rank, top, _random_subset(len(x), n_random, seed), order, inputs)
