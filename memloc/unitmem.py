@@ -141,7 +141,8 @@ def _unit_batches(encoder, x, layers, n_aug, aug, negative, batch_size, seed, de
 def _check_float(name:str, dtype):
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise ValueError(
-            f"{name} must be a floating dtype (torch.float32, float16, bfloat16), not {dtype!r}: activations are not integers."
+            f"{name} must be a floating dtype (torch.float32, float16, bfloat16), not {dtype!r}: activations are not "
+            "integers."
         )
 
 def unit_activations(encoder:nn.Module,
@@ -276,13 +277,14 @@ def _class_labels(labels, images, n:int)->Tensor:
         y = torch.as_tensor(y)
     except (ValueError, TypeError, RuntimeError) as e:
         raise TypeError(
-            f"labels must be integer class labels, not {type(y).__name__} of {type(next(iter(y), None)).__name__} ({e}): "
-            "map class names to indices, e.g. names = sorted(set(labels)); "
+            f"labels must be integer class labels, not {type(y).__name__} of {type(next(iter(y), None)).__name__} "
+            f"({e}): map class names to indices, e.g. names = sorted(set(labels)); "
             "torch.tensor([names.index(l) for l in labels])."
         ) from None
     if y.is_floating_point() or y.dtype == torch.bool:
         raise TypeError(
-            f"labels must be integer class labels, not {y.dtype}: " "convert whole-number labels with .long()."
+            f"labels must be integer class labels, not {y.dtype}: "
+            "convert whole-number labels with .long()."
         )
     y = y.long().flatten()
     if len(y) != n: raise ValueError(f"labels ({len(y)}) and images ({n}) differ in number.")
@@ -392,7 +394,8 @@ def unitmem_top_vs_least(f:nn.Module, # encoder trained on the points
         idx = torch.as_tensor(idx)
         if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= len(x)):
             raise ValueError(
-                f"The {name} indices reach {int(idx.max())} but there are {len(x)} images: index the points passed as `images`."
+                f"The {name} indices reach {int(idx.max())} but there are {len(x)} images: index the points passed "
+                "as `images`."
             )
     um = {
         (e, s): unitmem(enc, x[idx], **kwargs)
