@@ -97,7 +97,8 @@ def _no_units(encoder:nn.Module, name:str)->ValueError:
     mods = dict(encoder.named_modules())
     return ValueError(
         f"memloc does not know which tensors produce the units of layer {name!r} ({type(mods[name]).__name__}): "
-        f"{_hint(mods, name)}pass slices={{layer: {{state_dict key: dim}}}} naming every tensor slice that produces unit k."
+        f"{_hint(mods, name)}pass slices={{layer: {{state_dict key: dim}}}} naming every tensor slice that produces "
+        "unit k."
     )
 
 def _branch(encoder:nn.Module, name:str)->list[str]:
@@ -338,8 +339,8 @@ def prune(encoder:nn.Module,
     for l, v in scores.items():
         if len(torch.as_tensor(v).flatten()) != (u := n_units(encoder, l, slices)):
             raise ValueError(
-                f"scores of layer {l!r} hold {len(torch.as_tensor(v).flatten())} values for its {u} units: pass one score per unit "
-                "(e.g. unitmem(encoder, images) of this encoder)."
+                f"scores of layer {l!r} hold {len(torch.as_tensor(v).flatten())} values for its {u} units: pass one "
+                "score per unit (e.g. unitmem(encoder, images) of this encoder)."
             )
     return prune_units(encoder, select_units(scores, fraction, mode, scope, seed), slices, residual)
 
