@@ -85,8 +85,8 @@ def _fits(enc:nn.Module, x:Tensor, name:str):
         with torch.no_grad(): enc.eval()(x[:2].float() / 255 if x.dtype == torch.uint8 else x[:2].float())
     except RuntimeError as e:
         raise ValueError(
-            f"The images ({tuple(x.shape[1:])}) do not fit {name} ({type(enc).__name__}): {str(e).splitlines()[0]} — pass --size "
-            "(the side the encoder was trained at) or images with its channels."
+            f"The images ({tuple(x.shape[1:])}) do not fit {name} ({type(enc).__name__}): {str(e).splitlines()[0]} — "
+            "pass --size (the side the encoder was trained at) or images with its channels."
         ) from e
 
 def measure(f:nn.Module, g:nn.Module, x:Tensor, # the two encoders and all the images
