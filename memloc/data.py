@@ -239,8 +239,10 @@ def _tv_load(name:str, cls_name:str, root, download:bool, layout:str, **kw):
         except RuntimeError: pass                       # torchvision: "Dataset not found or corrupted"
     if download: return _tv_call(cls_name, root/name, download=True, **kw)
     raise FileNotFoundError(
-        f"{name} ({', '.join(f'{k}={v!r}' for k, v in kw.items())}) not found or incomplete. Looked for the torchvision "
-        f"layout ({layout}) in:\n  " + "\n  ".join(map(str, tried)) + f"\nTo get it: memloc.data.{name}(download=True) "
+        f"{name} ({', '.join(f'{k}={v!r}' for k, v in kw.items())}) not found or incomplete. "
+        f"Looked for the torchvision layout ({layout}) in:\n  "
+        + "\n  ".join(map(str, tried))
+        + f"\nTo get it: memloc.data.{name}(download=True) "
         f"(or load_dataset('{name}', download=True)), or put the files in {root/name}, or set MEMLOC_DATA to the "
         "folder that holds them."
     )
