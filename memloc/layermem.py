@@ -117,7 +117,8 @@ class LayerMemResult:
         )
 
     def __repr__(self):
-        return f"LayerMemResult({len(self.layers)} layers, {len(self.rank) if self.rank is not None else '?'} points, top={len(self.top)})"
+        return (f"LayerMemResult({len(self.layers)} layers, "
+                f"{len(self.rank) if self.rank is not None else '?'} points, top={len(self.top)})")
 
 
 def layermem_from_scores(scores:dict, # {layer: Tensor[N]} normalised SSLMem (the shown layers and their inputs)
