@@ -119,8 +119,11 @@ def rgb_to_hsv(x:Tensor, # (B, 3, H, W) RGB in [0, 1]
               )->Tensor: # (B, 3, H, W) hue in [0, 1), saturation, value
     "RGB to HSV, vectorised over the batch (torchvision's formulas)."
     r, g, b = x.unbind(1)
-    v = x.amax(1); c = v - x.amin(1)                                   # value, chroma: (B, H, W)
-    is_r = v == r; is_g = (v == g) & ~is_r; is_b = ~(is_r | is_g)      # which channel holds the max
+    v = x.amax(1)
+    c = v - x.amin(1)  # value, chroma: (B, H, W)
+    is_r = v == r
+    is_g = (v == g) & ~is_r
+    is_b = ~(is_r | is_g)  # which channel holds the max
     h6 = (is_r * (g - b) + is_g * (b - r + 2 * c) + is_b * (r - g + 4 * c)) / c.clamp_min(1e-12)  # in [-1, 5]
     return torch.stack([(h6 / 6).remainder_(1), c / v.clamp_min(1e-12), v], 1)
 
@@ -184,7 +187,9 @@ def gaussian_blur(x:Tensor, # (B, C, H, W) images
     "Blur image `i` with a Gaussian of standard deviation `sigma[i]`, reflecting at the borders."
     B, C, H, W = x.shape
     if kernel_size % 2 == 0 or kernel_size // 2 >= min(H, W):
-        raise ValueError(f"kernel_size must be odd and below 2·min(H, W) = {2 * min(H, W)} (reflect padding), got {kernel_size}.")
+        raise ValueError(
+            f"kernel_size must be odd and below 2·min(H, W) = {2 * min(H, W)} (reflect padding), got {kernel_size}."
+        )
     k = gaussian_kernels(torch.as_tensor(sigma).to(device=x.device, dtype=x.dtype), kernel_size)
     w, pad = k.repeat_interleave(C, 0), kernel_size // 2                  # (B·C, k): one kernel per channel
     y = F.pad(x.reshape(1, B * C, H, W), (pad, pad, pad, pad), mode='reflect')
@@ -206,28 +211,38 @@ def _pair(size)->tuple[int, int]|None:
 def _as_images(x)->Tensor:
     "`x` as a float batch in [0, 1]; uint8 is scaled by 1/255; anything else is a `ValueError` naming the fix."
     if not isinstance(x, Tensor) or x.ndim != 4:
-        raise ValueError(f"expected a batch of images, a tensor of shape (B, C, H, W); got "
-                         f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}. Add a batch dimension with x[None].")
+        raise ValueError(
+            f"expected a batch of images, a tensor of shape (B, C, H, W); got "
+            f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}. Add a batch dimension with x[None]."
+        )
     if x.dtype == torch.uint8: return to_float(x)
-    if not x.is_floating_point(): raise ValueError(f"expected float images in [0, 1] or uint8 images, got dtype {x.dtype}.")
+    if not x.is_floating_point():
+        raise ValueError(f"expected float images in [0, 1] or uint8 images, got dtype {x.dtype}.")
     if x.numel():
         lo, hi = torch.aminmax(x)
         if not (lo >= 0 and hi <= 1):
-            raise ValueError(f"images must lie in [0, 1], got values in [{lo.item():.3g}, {hi.item():.3g}]: augment images "
-                             "in [0, 1] (e.g. TensorData.float() or x/255); normalisation belongs in the encoder.")
+            raise ValueError(
+                f"images must lie in [0, 1], got values in [{lo.item():.3g}, {hi.item():.3g}]: augment images "
+                "in [0, 1] (e.g. TensorData.float() or x/255); normalisation belongs in the encoder."
+            )
     return x
 
 def _on_subset(x:Tensor, mask:Tensor, fn)->Tensor:
     "Replace the images of `x` selected by the CPU bool `mask` with `fn(selected images, their indices)`, in place."
     idx = mask.nonzero()[:, 0]
-    if len(idx): i = idx.to(x.device); x[i] = fn(x[i], idx)
+    if len(idx):
+        i = idx.to(x.device)
+        x[i] = fn(x[i], idx)
     return x
 
 def _check_args(scale, ratio, jitter, **probs):
-    if not 0 < scale[0] <= scale[1] <= 1: raise ValueError(f"scale must satisfy 0 < scale[0] <= scale[1] <= 1, got {scale}.")
+    if not 0 < scale[0] <= scale[1] <= 1:
+        raise ValueError(f"scale must satisfy 0 < scale[0] <= scale[1] <= 1, got {scale}.")
     if not 0 < ratio[0] <= ratio[1]: raise ValueError(f"ratio must satisfy 0 < ratio[0] <= ratio[1], got {ratio}.")
     if len(jitter) != 4 or min(jitter) < 0 or jitter[3] > 0.5:
-        raise ValueError(f"jitter must be 4 strengths (brightness, contrast, saturation, hue) >= 0 with hue <= 0.5, got {jitter}.")
+        raise ValueError(
+            f"jitter must be 4 strengths (brightness, contrast, saturation, hue) >= 0 with hue <= 0.5, got {jitter}."
+        )
     for k, p in probs.items():
         if not 0 <= p <= 1: raise ValueError(f"{k} is a probability and must lie in [0, 1], got {p}.")
 
@@ -266,7 +281,9 @@ class SimCLRAug(nn.Module):
         if C != 3 and (params['jitter_mask'].any() or params['gray_mask'].any()):
             raise ValueError(f"colour jitter and grayscale need RGB images (3 channels), got {C}; replicate a gray "
                              "channel with x.expand(-1, 3, -1, -1) or set jitter_p=gray_p=0.")
-        x = resized_crop(x, crop_theta(params['boxes'], H, W, params['flip']), params.get('size') or self.size or (H, W))
+        x = resized_crop(
+            x, crop_theta(params['boxes'], H, W, params['flip']), params.get('size') or self.size or (H, W)
+        )
         x = _on_subset(x, params['jitter_mask'], lambda v, i: color_jitter(v, params['factors'][i]))
         return _on_subset(x, params['gray_mask'], lambda v, i: grayscale(v))
 
@@ -277,8 +294,10 @@ class SimCLRAug(nn.Module):
         return self.apply(x, self.sample(x.shape[0], x.shape[2], x.shape[3], generator))
 
     def extra_repr(self):
-        return (f"size={self.size}, scale={self.scale}, ratio={tuple(round(r, 4) for r in self.ratio)}, flip_p={self.flip_p}, "
-                f"jitter={self.jitter}, jitter_p={self.jitter_p}, gray_p={self.gray_p}")
+        return (
+            f"size={self.size}, scale={self.scale}, ratio={tuple(round(r, 4) for r in self.ratio)}, "
+            f"flip_p={self.flip_p}, jitter={self.jitter}, jitter_p={self.jitter_p}, gray_p={self.gray_p}"
+        )
 
 # %% ../nbs/lib/03_augment.ipynb #514afe60
 def simclr_aug(size=32)->SimCLRAug:
@@ -316,7 +335,8 @@ class DINOViewAug(SimCLRAug):
                 ):
         super().__init__(size, scale, ratio, flip_p, jitter, jitter_p, gray_p)
         _check_args(self.scale, self.ratio, self.jitter, blur_p=blur_p, solarize_p=solarize_p)
-        if not 0 < blur_sigma[0] <= blur_sigma[1]: raise ValueError(f"blur_sigma must satisfy 0 < blur_sigma[0] <= blur_sigma[1], got {blur_sigma}.")
+        if not 0 < blur_sigma[0] <= blur_sigma[1]:
+            raise ValueError(f"blur_sigma must satisfy 0 < blur_sigma[0] <= blur_sigma[1], got {blur_sigma}.")
         self.blur_p, self.blur_sigma, self.solarize_p, self.threshold = blur_p, tuple(blur_sigma), solarize_p, threshold
 
     def sample(self, n:int, h:int, w:int, generator:torch.Generator|None=None)->dict:

@@ -21,7 +21,9 @@ __all__ = ['set_seed', 'make_generator', 'default_device', 'available_devices', 
 def set_seed(seed:int, # seed for `random`, NumPy and torch (all devices)
             )->int:
     "Seed every global random number generator with `seed` and return it."
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
     return seed
 
 def make_generator(seed:int, # seed of the new stream
@@ -33,7 +35,8 @@ def make_generator(seed:int, # seed of the new stream
 def default_device()->torch.device:
     "The best available device: CUDA, then Apple MPS, then CPU."
     if torch.cuda.is_available(): return torch.device('cuda')
-    if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
+    if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available():
+        return torch.device('mps')
     return torch.device('cpu')
 
 def available_devices()->list[str]:
@@ -115,7 +118,9 @@ def figures_dir()->Path:
 def results_dir()->Path:
     "Where a run writes its tables and figures unless told: `$MEMLOC_FIGURES` when set, else `runs_dir()/'figures'` (never the committed ones)."
     if os.environ.get('MEMLOC_FIGURES'): return figures_dir()
-    p = runs_dir()/'figures'; p.mkdir(parents=True, exist_ok=True); return p
+    p = runs_dir() / 'figures'
+    p.mkdir(parents=True, exist_ok=True)
+    return p
 
 # %% ../nbs/lib/00_core.ipynb #fc5a3375
 def _tmp_prefix(path:Path)->str: return f'.{path.name}.memloc-{os.getpid()}@{socket.gethostname()}.'
@@ -124,8 +129,11 @@ _TMP = re.compile(r'\.memloc-(\d+)@(.+?)\.\w+\.tmp$')          # pid, host; then
 @contextmanager
 def atomic_path(path):
     "Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True); _clean_once(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path), suffix='.tmp'); os.close(fd)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _clean_once(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path), suffix='.tmp')
+    os.close(fd)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -178,14 +186,18 @@ def clean_tmp(folder, # a folder memloc writes into
         m = _TMP.search(p.name)
         if m is None: continue                                   # not a name atomic_path makes: not ours to delete
         dead = (m[2] == host and not _alive(int(m[1]))) or time.time() - p.stat().st_mtime > max_age
-        if dead: p.unlink(missing_ok=True); removed.append(p)
+        if dead:
+            p.unlink(missing_ok=True)
+            removed.append(p)
     return removed
 
 _CLEANED = set()                                               # folders this process has cleaned
 def _clean_once(folder:Path):
     "`clean_tmp(folder)` the first time this process writes into `folder` (tables, figures, caches alike)."
     key = str(Path(folder).resolve())
-    if key not in _CLEANED: _CLEANED.add(key); clean_tmp(folder)
+    if key not in _CLEANED:
+        _CLEANED.add(key)
+        clean_tmp(folder)
 
 # %% ../nbs/lib/00_core.ipynb #8eb6126b
 class CorruptedFileError(RuntimeError): "A cached artifact could not be read."
@@ -256,7 +268,9 @@ class RunCache:
     def __init__(self, root=None): self.root = Path(root) if root else runs_dir()
     def dir(self, kind:str, config:dict)->Path:
         "The folder of `config` (created, with its `config.json`, and cleaned of stale temporary files)."
-        d = self.root/kind/config_hash(config); d.mkdir(parents=True, exist_ok=True); clean_tmp(d)
+        d = self.root / kind / config_hash(config)
+        d.mkdir(parents=True, exist_ok=True)
+        clean_tmp(d)
         if not (d/'config.json').exists():
             atomic_write_text(json.dumps(provenance(config, config.get('seed'), kind=kind), indent=1), d/'config.json')
         return d
@@ -265,18 +279,22 @@ class RunCache:
         "Load file `name` of `config`, or `make()` it, save it atomically and return it."
         p = self.path(kind, config, name)
         if p.exists(): return safe_load(p)
-        obj = make(); atomic_save(obj, p); return obj
+        obj = make()
+        atomic_save(obj, p)
+        return obj
 
 # %% ../nbs/lib/00_core.ipynb #4e43918e
 def _kernel_parent()->str:
     "The command line of the process that started this IPython kernel ('' outside a kernel): /proc on Linux, else psutil."
     if 'ipykernel' not in sys.modules: return ''
-    try: return Path(f'/proc/{os.getppid()}/cmdline').read_bytes().replace(b'\0', b' ').decode(errors='replace').strip()
+    try:
+        return Path(f'/proc/{os.getppid()}/cmdline').read_bytes().replace(b'\0', b' ').decode(errors='replace').strip()
     except OSError: pass
     try:
         import psutil
         return ' '.join(psutil.Process().parent().cmdline())
-    except Exception: return ''
+    except Exception:
+        return ''
 
 def progress_mode(parent:str|None=None, # the kernel's parent command line; None: this process's
                  )->str:
@@ -308,10 +326,14 @@ def as_images(images, # Tensor (N,C,H,W) of floats in [0, 1] or uint8, or an obj
                                                  "pass the images themselves (e.g. on the CPU).")
     if x.dtype == torch.uint8: return x
     if not x.is_floating_point(): raise ValueError(f"images must be uint8 or floats in [0, 1], not {x.dtype}.")
-    if not torch.isfinite(x).all(): raise ValueError(f"images hold {(~torch.isfinite(x)).sum().item()} non-finite values (NaN/inf).")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"images hold {(~torch.isfinite(x)).sum().item()} non-finite values (NaN/inf).")
     lo, hi = x.min().item(), x.max().item()
-    if lo < -1e-4 or hi > 1 + 1e-4: raise ValueError(f"images must be floats in [0, 1] (or uint8), not in [{lo:.3g}, {hi:.3g}]: "
-                                                     "pass unnormalised images, the encoder normalises them itself.")
+    if lo < -1e-4 or hi > 1 + 1e-4:
+        raise ValueError(
+            f"images must be floats in [0, 1] (or uint8), not in [{lo:.3g}, {hi:.3g}]: "
+            "pass unnormalised images, the encoder normalises them itself."
+        )
     return x
 
 def to_float(xb:Tensor, # a batch of uint8 or float images

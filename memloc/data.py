@@ -73,7 +73,9 @@ class TensorData:
     def fingerprint(self)->str:
         "A hash of the images and labels: trained encoders are cached by it, so changed data never reuses them."
         h = hashlib.blake2b(digest_size=8)
-        for t in (self.x, self.y): h.update(str(tuple(t.shape)).encode()); h.update(t.contiguous().numpy().tobytes())
+        for t in (self.x, self.y):
+            h.update(str(tuple(t.shape)).encode())
+            h.update(t.contiguous().numpy().tobytes())
         return h.hexdigest()
     def __repr__(self):
         n_out = '' if self.outliers is None else f', outliers={len(self.outliers)}'
@@ -125,13 +127,15 @@ def _read_bytes(path:Path)->bytes:
     try: return gzip.open(path, 'rb').read() if path.suffix == '.gz' else path.read_bytes()
     except (EOFError, OSError, zlib.error) as e:
         raise CorruptedFileError(f"{path} is truncated or corrupted ({type(e).__name__}: {e}). Delete it and get it "
-                                 "again (`apt-get install --reinstall dataset-fashion-mnist`, or download=True).") from e
+                                 "again (`apt-get install --reinstall dataset-fashion-mnist`, or download=True)."
+                                 ) from e
 
 def read_idx(path, # an IDX file, optionally gzipped
              ndim:int|None=None, # expected number of dimensions (3 for images, 1 for labels)
             )->np.ndarray:
     "Parse an unsigned-byte IDX file into an array of the shape its header gives."
-    path = Path(path); b = _read_bytes(path)
+    path = Path(path)
+    b = _read_bytes(path)
     def bad(why): return CorruptedFileError(f"{path} is not a valid IDX file: {why}. Delete it and get it again "
                                             "(`apt-get install --reinstall dataset-fashion-mnist`, or download=True).")
     if len(b) < 4 or b[0] != 0 or b[1] != 0 or b[2] != 0x08: raise bad(f"bad magic number {b[:4].hex()}")
@@ -196,7 +200,8 @@ DIGITS_SIZE = 28                      # side the 8x8 digits are upsampled to, be
 def _sklearn_digits():
     "`(images (N,8,8) float64 in 0..16, labels (N,) int)` from scikit-learn, or an error saying how to get it."
     try: from sklearn.datasets import load_digits
-    except ImportError as e: raise ImportError("The 'digits' dataset ships with scikit-learn: `pip install scikit-learn`.") from e
+    except ImportError as e:
+        raise ImportError("The 'digits' dataset ships with scikit-learn: `pip install scikit-learn`.") from e
     d = load_digits()
     return d.images, d.target
 
@@ -234,10 +239,13 @@ def _tv_load(name:str, cls_name:str, root, download:bool, layout:str, **kw):
         except RuntimeError: pass                       # torchvision: "Dataset not found or corrupted"
     if download: return _tv_call(cls_name, root/name, download=True, **kw)
     raise FileNotFoundError(
-        f"{name} ({', '.join(f'{k}={v!r}' for k, v in kw.items())}) not found or incomplete. Looked for the torchvision "
-        f"layout ({layout}) in:\n  " + "\n  ".join(map(str, tried)) + f"\nTo get it: memloc.data.{name}(download=True) "
+        f"{name} ({', '.join(f'{k}={v!r}' for k, v in kw.items())}) not found or incomplete. "
+        f"Looked for the torchvision layout ({layout}) in:\n  "
+        + "\n  ".join(map(str, tried))
+        + f"\nTo get it: memloc.data.{name}(download=True) "
         f"(or load_dataset('{name}', download=True)), or put the files in {root/name}, or set MEMLOC_DATA to the "
-        "folder that holds them.")
+        "folder that holds them."
+    )
 
 def _labels(ds)->torch.Tensor:
     "Labels of a torchvision dataset (`targets` or `labels`) as int64."
@@ -286,7 +294,8 @@ def _folder_signature(folder:Path)->str:
     "A hash of every file's relative path, size and modification time under `folder`: it changes when images are added or replaced."
     h = hashlib.sha256()
     for p in sorted(q for q in folder.rglob('*') if q.is_file()):
-        st = p.stat(); h.update(f'{p.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
+        st = p.stat()
+        h.update(f'{p.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
     return h.hexdigest()[:12]
 
 def _cached_data(path:Path)->TensorData:
@@ -306,16 +315,23 @@ def imagenet(root=None, train:bool=True, download:bool=False,
     "ImageNet from an ImageFolder `root/imagenet/{train,val}`, as (N,3,size,size) uint8."
     from torchvision.datasets import ImageFolder
     folder = Path(root or data_dir())/'imagenet'/('train' if train else 'val')
-    if not folder.is_dir() or not any(folder.iterdir()): raise FileNotFoundError(
-        f"ImageNet not found: {folder} is missing or empty." + (" It cannot be downloaded automatically." if download else "")
-        + f" Get ILSVRC-2012 from https://image-net.org and put one sub-folder of images per class in {folder} "
-        "(and the validation set likewise in .../imagenet/val), or set MEMLOC_DATA to the folder holding imagenet/.")
+    if not folder.is_dir() or not any(folder.iterdir()):
+        raise FileNotFoundError(
+            f"ImageNet not found: {folder} is missing or empty."
+            + (" It cannot be downloaded automatically." if download else "")
+            + f" Get ILSVRC-2012 from https://image-net.org and put one sub-folder of images per class in {folder} "
+            "(and the validation set likewise in .../imagenet/val), or set MEMLOC_DATA to the folder holding imagenet/."
+        )
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1): raise ValueError(
         f"n is the number of images drawn and must be an int >= 1, or None for all of them, not {n!r}.")
     cache_file = folder.parent/'memloc_cache'/f"{folder.name}_{size}_{n or 'all'}_{seed}_{_folder_signature(folder)}.pt"
     if cache and cache_file.exists(): return _cached_data(cache_file)
     ds = ImageFolder(str(folder))
-    idx = torch.arange(len(ds)) if n is None else torch.randperm(len(ds), generator=make_generator(seed))[:n].sort().values
+    idx = (
+        torch.arange(len(ds))
+        if n is None
+        else torch.randperm(len(ds), generator=make_generator(seed))[:n].sort().values
+    )
     x = torch.stack([load_image(ds.samples[i][0], size) for i in idx.tolist()])           # (n,3,size,size)
     out = TensorData(x, torch.tensor(ds.targets)[idx], f'imagenet-{folder.name}', list(ds.classes))
     if cache: atomic_save(dict(x=out.x, y=out.y, name=out.name, classes=out.classes), cache_file)
@@ -346,9 +362,12 @@ def class_subset(data:TensorData,
                 )->TensorData:
     "The points of `data` whose label is in `classes`, relabelled `0..len(classes)-1` in the given order."
     classes = _index_tensor(classes, 'classes')
-    present = data.y.unique(); present = present[present >= 0]
-    if len(classes) == 0 or len(classes.unique()) != len(classes) or not torch.isin(classes, present).all(): raise ValueError(
-        f"classes must be distinct labels present in {data.name!r} ({present.tolist()}), not {classes.tolist()}.")
+    present = data.y.unique()
+    present = present[present >= 0]
+    if len(classes) == 0 or len(classes.unique()) != len(classes) or not torch.isin(classes, present).all():
+        raise ValueError(
+            f"classes must be distinct labels present in {data.name!r} ({present.tolist()}), not {classes.tolist()}."
+        )
     keep = torch.isin(data.y, classes).nonzero().flatten()
     sub, new = data[keep], torch.full((int(present.max()) + 1,), -1)
     new[classes] = torch.arange(len(classes))
@@ -362,32 +381,55 @@ class Split:
     shared: torch.Tensor
     candidates: torch.Tensor
     independent: torch.Tensor
-    extra: torch.Tensor|None = None  # held-out points S_E: indices into the training split (or the test split, see extra_in)
+    extra: torch.Tensor | None = (
+        None  # held-out points S_E: indices into the training split (or the test split, see extra_in)
+    )
     n_total: int|None = None         # size of the training split the indices refer to
     seed: int|None = None
     data: str|None = None            # fingerprint of the training data it was made for, if known
-    extra_in: str = 'train'          # 'train': S_E are training-split points neither encoder sees; 'test': test-split points
+    extra_in: str = 'train'  # 'train': S_E are training-split points neither encoder sees; 'test': test-split points
     canary_candidates: torch.Tensor|None = None   # planted canaries f trains on (not in `candidates`)
     canary_independent: torch.Tensor|None = None  # planted canaries g trains on (not in `independent`)
     canary_extra: torch.Tensor|None = None        # planted canaries neither trains on
 
     _sets = ('shared', 'candidates', 'independent', 'canary_candidates', 'canary_independent', 'canary_extra')
     def __post_init__(self):
-        if self.extra_in not in ('train', 'test'): raise ValueError(f"extra_in must be 'train' or 'test', not {self.extra_in!r}.")
+        if self.extra_in not in ('train', 'test'):
+            raise ValueError(f"extra_in must be 'train' or 'test', not {self.extra_in!r}.")
+
         for k in (*self._sets, 'extra'): setattr(self, k, _index_tensor(getattr(self, k), f'Split.{k}'))
         self.validate()
     @property
-    def f_train(self)->torch.Tensor: return torch.cat([self.shared, self.candidates, self.canary_candidates])  # S_S + S_C: trains f
+    def f_train(self) -> torch.Tensor:
+        return torch.cat([self.shared, self.candidates, self.canary_candidates])  # S_S + S_C: trains f
+
     @property
-    def g_train(self)->torch.Tensor: return torch.cat([self.shared, self.independent, self.canary_independent])  # S_S + S_I: trains g
+    def g_train(self) -> torch.Tensor:
+        return torch.cat([self.shared, self.independent, self.canary_independent])  # S_S + S_I: trains g
+
     @property
-    def canaries(self)->dict: return dict(candidates=self.canary_candidates, independent=self.canary_independent, extra=self.canary_extra)
+    def canaries(self) -> dict:
+        return dict(candidates=self.canary_candidates, independent=self.canary_independent, extra=self.canary_extra)
+
     def _train_sets(self): return (*self._sets, 'extra') if self.extra_in == 'train' else self._sets
-    def __eq__(self, o): return isinstance(o, Split) and self.n_total == o.n_total and self.extra_in == o.extra_in and all(
-        torch.equal(getattr(self, k), getattr(o, k)) for k in (*self._sets, 'extra'))
-    def __repr__(self): return (f"Split(n_total={self.n_total}, seed={self.seed}, " +
-        ', '.join(f'{k}={len(getattr(self, k))}' for k in (*self._sets, 'extra') if k[:6] != 'canary' or len(getattr(self, k)))
-        + f", extra_in={self.extra_in!r})")
+    def __eq__(self, o):
+        return (
+            isinstance(o, Split)
+            and self.n_total == o.n_total
+            and self.extra_in == o.extra_in
+            and all(torch.equal(getattr(self, k), getattr(o, k)) for k in (*self._sets, 'extra'))
+        )
+
+    def __repr__(self):
+        return (
+            f"Split(n_total={self.n_total}, seed={self.seed}, "
+            + ', '.join(
+                f'{k}={len(getattr(self, k))}'
+                for k in (*self._sets, 'extra')
+                if k[:6] != 'canary' or len(getattr(self, k))
+            )
+            + f", extra_in={self.extra_in!r})"
+        )
 
 # %% ../nbs/lib/02_data.ipynb #3ae0a524
 _FIX = "Rebuild it with memorization_split(n_total, ...)."
@@ -399,7 +441,8 @@ def validate(self:Split, n_total:int|None=None)->Split:
     for k in (*self._sets, 'extra'):
         v = getattr(self, k)
         if len(v.unique()) != len(v): raise ValueError(f"Split.{k} repeats {len(v) - len(v.unique())} indices. {_FIX}")
-        if len(v) and v.min() < 0: raise ValueError(f"Split.{k} has negative indices, e.g. {v[v < 0][:5].tolist()}. {_FIX}")
+        if len(v) and v.min() < 0:
+            raise ValueError(f"Split.{k} has negative indices, e.g. {v[v < 0][:5].tolist()}. {_FIX}")
         if k in sets and n_total is not None and len(v) and v.max() >= n_total: raise ValueError(
             f"Split.{k} has indices outside [0, n_total={n_total}), e.g. {v[v >= n_total][:5].tolist()}: the split was "
             f"made for a bigger dataset. {_FIX}")
@@ -435,7 +478,9 @@ def load(cls:Split, path)->Split:
     "Read and validate a split written by `Split.save`."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"No split file at {path}.")
-    try: d = json.loads(path.read_text()); kw = {k: d[k] for k in ('shared', 'candidates', 'independent')}
+    try:
+        d = json.loads(path.read_text())
+        kw = {k: d[k] for k in ('shared', 'candidates', 'independent')}
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{path} is not a memloc split file ({type(e).__name__}: {e}). Delete it and save the split "
                          "again with memorization_split(...).save(path).") from e
@@ -485,7 +530,9 @@ def resize_images(data:TensorData, size:int)->TensorData:
     "`data` with its images resized (bilinear, antialiased) to `size`×`size`; unchanged if they already are."
     if data.x.shape[-1] == size and data.x.shape[-2] == size: return data
     x = F.interpolate(data.x.float(), size=(size, size), mode='bilinear', antialias=True, align_corners=False)
-    return TensorData(x.round().clamp(0, 255).to(torch.uint8), data.y, f'{data.name}-{size}px', data.classes, data.outliers)
+    return TensorData(
+        x.round().clamp(0, 255).to(torch.uint8), data.y, f'{data.name}-{size}px', data.classes, data.outliers
+    )
 
 def load_split(name:str, train:bool, classes, seed:int, n_min:int, **kw)->TensorData:
     "One split of dataset `name` (synthetic: `n_min` images generated from `seed`), only `classes` (relabelled) if given."
@@ -515,12 +562,14 @@ def canary_images(like:TensorData, # the data the canaries are planted in (their
         x = F.interpolate(b, size=like.x.shape[-2:], mode='nearest').to(torch.uint8).expand(-1, like.x.shape[1], -1, -1)
         return TensorData(x.contiguous(), torch.zeros(n, dtype=torch.long), f'canaries-blocks-{seed}', like.classes)
     d = digits(train=True, n_train=len(_sklearn_digits()[1]) - 1)
-    if not 0 <= n <= len(d): raise ValueError(f"n={n} canaries, but only {len(d)} digit glyphs exist: lower n_canaries.")
+    if not 0 <= n <= len(d):
+        raise ValueError(f"n={n} canaries, but only {len(d)} digit glyphs exist: lower n_canaries.")
     pick = torch.randperm(len(d), generator=make_generator(seed))[:n].sort().values
     c = resize_images(d[pick], like.x.shape[-1])
     ch = like.x.shape[1]
     x = c.x[:, :ch] if ch <= 3 else c.x[:, :1].expand(-1, ch, -1, -1)
-    if like.x.shape[-2] != like.x.shape[-1]: x = F.interpolate(x.float(), size=like.x.shape[-2:], mode='bilinear').round().to(torch.uint8)
+    if like.x.shape[-2] != like.x.shape[-1]:
+        x = F.interpolate(x.float(), size=like.x.shape[-2:], mode='bilinear').round().to(torch.uint8)
     return TensorData(x.contiguous(), c.y, f'canaries-{seed}', like.classes)
 
 def plant_canaries(data:TensorData, split:Split,
@@ -533,7 +582,9 @@ def plant_canaries(data:TensorData, split:Split,
         raise ValueError("This split already has canaries: plant them once, into a split made without them.")
     split.check(data)
     c = canary_images(data, 3 * n, seed, kind)
-    out = TensorData(torch.cat([data.x, c.x]), torch.cat([data.y, c.y]), f'{data.name}+canaries{n}', data.classes, data.outliers)
+    out = TensorData(
+        torch.cat([data.x, c.x]), torch.cat([data.y, c.y]), f'{data.name}+canaries{n}', data.classes, data.outliers
+    )
     idx = len(data) + torch.randperm(3 * n, generator=make_generator(seed + 1))
     cc, ci, ce = (idx[k * n:(k + 1) * n].sort().values for k in range(3))
     new = Split(split.shared, split.candidates, split.independent, split.extra, len(out), split.seed, out.fingerprint(),

@@ -24,8 +24,12 @@ def init_distributed(device=None, # 'cuda' | 'cpu' | None (CUDA if available)
                     )->tuple[int, int, torch.device]: # (rank, world size, this process's device)
     "Join the process group `torchrun` set up in the environment (NCCL on CUDA, gloo on CPU); one process without it."
     kind = torch.device(device).type if device else default_device().type
-    if int(os.environ.get('WORLD_SIZE', 1)) == 1 and not dist.is_initialized(): return 0, 1, torch.device(device or kind)
-    if kind not in ('cuda', 'cpu'): raise ValueError(f"Data-parallel training runs on CUDA (NCCL) or the CPU (gloo), not {kind!r}: pass device='cpu'.")
+    if int(os.environ.get('WORLD_SIZE', 1)) == 1 and not dist.is_initialized():
+        return 0, 1, torch.device(device or kind)
+    if kind not in ('cuda', 'cpu'):
+        raise ValueError(
+            f"Data-parallel training runs on CUDA (NCCL) or the CPU (gloo), not {kind!r}: pass device='cpu'."
+        )
     dev = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0))) if kind == 'cuda' else torch.device('cpu')
     if kind == 'cuda': torch.cuda.set_device(dev)
     if not dist.is_initialized(): dist.init_process_group('nccl' if kind == 'cuda' else 'gloo')
@@ -35,17 +39,24 @@ def init_distributed(device=None, # 'cuda' | 'cpu' | None (CUDA if available)
 def _spawned(rank:int, fn, world:int, port:int, folder:str, args:tuple):
     torch.set_num_threads(1)
     store = dist.TCPStore('127.0.0.1', port, world, is_master=False, timeout=timedelta(minutes=5))
-    dist.init_process_group('gloo', store=store, rank=rank, world_size=world); dist.barrier()   # all connected
-    try: out = fn(*args); dist.barrier()                     # no process leaves while another still talks to it
-    finally: dist.destroy_process_group()
+    dist.init_process_group('gloo', store=store, rank=rank, world_size=world)
+    dist.barrier()  # all connected
+    try:
+        out = fn(*args)
+        dist.barrier()  # no process leaves while another still talks to it
+    finally:
+        dist.destroy_process_group()
     Path(folder, f'{rank}.pkl').write_bytes(pickle.dumps(out))
 
 def spawn(fn, # called as `fn(*args)` in every process, with the gloo group running
           *args, world:int=2)->list: # what each rank returned, in rank order
     "Run `fn(*args)` in `world` forked local processes joined in one gloo group; return every rank's result."
-    store = dist.TCPStore('127.0.0.1', 0, world + 1, is_master=True, wait_for_workers=False)   # port 0: the system picks
+    # port 0: the system picks
+    store = dist.TCPStore('127.0.0.1', 0, world + 1, is_master=True, wait_for_workers=False)
     with tempfile.TemporaryDirectory() as d:
-        torch.multiprocessing.start_processes(_spawned, args=(fn, world, store.port, d, args), nprocs=world, start_method='fork')
+        torch.multiprocessing.start_processes(
+            _spawned, args=(fn, world, store.port, d, args), nprocs=world, start_method='fork'
+        )
         return [pickle.loads(Path(d, f'{r}.pkl').read_bytes()) for r in range(world)]     # our own children's results
 
 # %% ../nbs/lib/15_distributed.ipynb #301ea3fa
@@ -53,15 +64,19 @@ class _AllGather(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z):
         w, r = dist.get_world_size(), dist.get_rank()
-        n = torch.tensor([len(z)], device=z.device); ns = [torch.empty_like(n) for _ in range(w)]; dist.all_gather(ns, n)
+        n = torch.tensor([len(z)], device=z.device)
+        ns = [torch.empty_like(n) for _ in range(w)]
+        dist.all_gather(ns, n)
         ns = [int(k) for k in ns]
         zp = torch.cat([z, z.new_zeros(max(ns) - len(z), *z.shape[1:])]).contiguous()   # all_gather needs equal shapes
-        out = [torch.empty_like(zp) for _ in range(w)]; dist.all_gather(out, zp)
+        out = [torch.empty_like(zp) for _ in range(w)]
+        dist.all_gather(out, zp)
         ctx.lo, ctx.hi = sum(ns[:r]), sum(ns[:r + 1])
         return torch.cat([o[:k] for o, k in zip(out, ns)])
     @staticmethod
     def backward(ctx, g):
-        g = g.contiguous().clone(); dist.all_reduce(g)                                # every process's loss, summed
+        g = g.contiguous().clone()
+        dist.all_reduce(g)  # every process's loss, summed
         return g[ctx.lo:ctx.hi]
 
 def all_gather_grad(z:Tensor, # (n_r, ...) this process's rows
@@ -72,24 +87,35 @@ def all_gather_grad(z:Tensor, # (n_r, ...) this process's rows
 def reduce_mean(t:Tensor)->Tensor:
     "The mean of `t` over the processes (no gradient; `t` itself in one process)."
     if shard_info(True)[1] == 1: return t
-    t = t.detach().clone(); dist.all_reduce(t)
+    t = t.detach().clone()
+    dist.all_reduce(t)
     return t / dist.get_world_size()
 
 # %% ../nbs/lib/15_distributed.ipynb #5d8dcb50
 class _LossModule(nn.Module):
     "Encoder and method as one module whose forward is the method's loss: DDP sees one forward per backward."
-    def __init__(self, encoder, method): super().__init__(); self.encoder, self.method = encoder, method
+    def __init__(self, encoder, method):
+        super().__init__()
+        self.encoder, self.method = encoder, method
+
     def forward(self, x, y, generator): return self.method.loss(self.encoder, x, y, generator)
 
 class _DDPMethod:
     "What `train` uses as the method: the loss through DDP, everything else from the method itself."
     def __init__(self, ddp, method): self.ddp, self.method = ddp, method
     def loss(self, encoder, x, y=None, generator=None): return self.ddp(x, y, generator)
-    def train(self, mode:bool=True): self.ddp.train(mode); return self
+    def train(self, mode: bool = True):
+        self.ddp.train(mode)
+        return self
+
     def __getattr__(self, name): return getattr(self.method, name)
 
-_NO_BUFFER_SYNC = ({'forward_sync_buffers': False} if 'forward_sync_buffers' in inspect.signature(DistributedDataParallel).parameters
-                   else {'broadcast_buffers': False})      # buffers are synchronised in `after_step` (the argument's name by torch version)
+_NO_BUFFER_SYNC = (
+    {'forward_sync_buffers': False}
+    if 'forward_sync_buffers' in inspect.signature(DistributedDataParallel).parameters
+    # buffers are synchronised in `after_step` (the argument's name by torch version)
+    else {'broadcast_buffers': False}
+)
 
 def _bn_buffers(module)->list[Tensor]:
     return [t for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
@@ -104,19 +130,28 @@ class DDPEngine(Engine):
         self.rank, self.world = shard_info(True)
         self.sync_bn, self.channels_last, self.bn = sync_bn, channels_last, []
     def prepare(self, encoder, method, opt, n, batch_size, epochs):
-        if self.channels_last: encoder.to(memory_format=torch.channels_last)     # in place: the optimiser keeps its parameters
+        # in place: the optimiser keeps its parameters
+        if self.channels_last: encoder.to(memory_format=torch.channels_last)
         if not dist.is_initialized(): return encoder, method, opt
         small = n // -(-n // batch_size) // self.world
-        if small < 2: raise ValueError(f"{n} points in batches of {batch_size} leave {small} point(s) per process in the smallest "
-                                       f"shard, and BatchNorm needs 2: use a batch size of at least {2 * self.world} or fewer processes.")
+        if small < 2:
+            raise ValueError(
+                f"{n} points in batches of {batch_size} leave {small} point(s) per process in the smallest "
+                f"shard, and BatchNorm needs 2: use a batch size of at least {2 * self.world} or fewer processes."
+            )
         dev = encoder_device(encoder)[0]
         self.sync_bn = dev.type == 'cuda' if self.sync_bn is None else self.sync_bn
-        if self.sync_bn and dev.type != 'cuda': raise ValueError("SyncBatchNorm runs on CUDA only (PyTorch implements it for GPUs): pass sync_bn=False on the CPU.")
+        if self.sync_bn and dev.type != 'cuda':
+            raise ValueError(
+                "SyncBatchNorm runs on CUDA only (PyTorch implements it for GPUs): pass sync_bn=False on the CPU."
+            )
         method.gather, method.reduce_mean = all_gather_grad, reduce_mean
         step = _LossModule(encoder, method)
-        if self.sync_bn: step = nn.SyncBatchNorm.convert_sync_batchnorm(step)     # in place; parameters are kept
+        if self.sync_bn:step = nn.SyncBatchNorm.convert_sync_batchnorm(step)     # in place; parameters are kept
         else: self.bn = _bn_buffers(step)
-        ddp = DistributedDataParallel(step, device_ids=[dev.index] if dev.type == 'cuda' else None, static_graph=True, **_NO_BUFFER_SYNC)
+        ddp = DistributedDataParallel(
+            step, device_ids=[dev.index] if dev.type == 'cuda' else None, static_graph=True, **_NO_BUFFER_SYNC
+        )
         return encoder, _DDPMethod(ddp, method), opt
     def batches(self, n, batch_size, generator):
         out = batches(n, batch_size, generator)                                      # the global batches
@@ -124,12 +159,15 @@ class DDPEngine(Engine):
         return [b.tensor_split(self.world)[self.rank] for b in out]
     def after_step(self):
         if self.world == 1 or not self.bn: return
-        flat = torch.cat([t.flatten() for t in self.bn]); dist.all_reduce(flat); flat /= self.world
+        flat = torch.cat([t.flatten() for t in self.bn])
+        dist.all_reduce(flat)
+        flat /= self.world
         for t, v in zip(self.bn, flat.split([t.numel() for t in self.bn])): t.copy_(v.view_as(t))
     def reduce_loss(self, loss):
         if self.world == 1: return loss
         t = torch.tensor([loss], dtype=torch.float64, device='cuda' if dist.get_backend() == 'nccl' else 'cpu')
-        dist.all_reduce(t); return float(t) / self.world
+        dist.all_reduce(t)
+        return float(t) / self.world
     def writes(self): return self.rank == 0
     def config(self): return {'name': 'plain'}                                     # the same recipe: the same cache key
     def summary(self): return dict(world_size=self.world, backend=dist.get_backend() if dist.is_initialized() else None,
@@ -142,8 +180,12 @@ def check_in_sync(module:nn.Module)->int:
     if world == 1: return 1
     bad = []
     for k, v in module.state_dict().items():
-        ref = v.detach().clone(); dist.broadcast(ref, 0)
+        ref = v.detach().clone()
+        dist.broadcast(ref, 0)
         if not torch.equal(ref, v): bad.append(k)
-    if any(got := shard_objects(bad)): raise RuntimeError(
-        "The processes hold different weights: " + '; '.join(f"rank {r}: {', '.join(b[:3])}" for r, b in enumerate(got) if b))
+    if any(got := shard_objects(bad)):
+        raise RuntimeError(
+            "The processes hold different weights: "
+            + '; '.join(f"rank {r}: {', '.join(b[:3])}" for r, b in enumerate(got) if b)
+        )
     return world

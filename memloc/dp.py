@@ -57,8 +57,11 @@ def replace_batchnorm(module:nn.Module,
                      )->nn.Module:
     "Replace every BatchNorm inside `module`, in place and under the same name, by a GroupNorm; returns `module`."
     for name, child in list(module.named_children()):
-        if not isinstance(child, nn.modules.batchnorm._BatchNorm): replace_batchnorm(child, groups); continue
-        c = child.num_features; g = groups or (1 if isinstance(child, nn.BatchNorm1d) else math.gcd(32, c))
+        if not isinstance(child, nn.modules.batchnorm._BatchNorm):
+            replace_batchnorm(child, groups)
+            continue
+        c = child.num_features
+        g = groups or (1 if isinstance(child, nn.BatchNorm1d) else math.gcd(32, c))
         if c % g: raise ValueError(f"{name}: {c} channels cannot be split into {g} groups; pass groups dividing {c}.")
         setattr(module, name, nn.GroupNorm(g, c, eps=child.eps, affine=child.affine).to(encoder_device(child)[0]))
     return module
@@ -108,8 +111,12 @@ def check_dp(encoder:nn.Module, method:SSLMethod):
     "Raise a `ValueError` naming every module of `encoder` and `method` that Opacus's per-sample gradients cannot handle."
     problems = _dp_problems(encoder, 'encoder') + _dp_problems(method, 'method')
     shared = {id(p) for p in encoder.parameters()} & {id(p) for p in method.parameters()}
-    if shared: problems.append(f"method: holds {len(shared)} of the encoder's parameters, which would get two per-sample gradients")
-    if getattr(method, 'batch_crops', False): problems.append("method: runs an image's crops as rows of one batch (batch_crops=True)")
+    if shared:
+        problems.append(
+            f"method: holds {len(shared)} of the encoder's parameters, which would get two per-sample gradients"
+        )
+    if getattr(method, 'batch_crops', False):
+        problems.append("method: runs an image's crops as rows of one batch (batch_crops=True)")
     if problems: raise ValueError(f"Opacus cannot train these modules with DP-SGD ({'; '.join(problems)}): {_FIX}.")
 
 def dp_compatible(encoder:nn.Module, method:SSLMethod,
@@ -131,7 +138,10 @@ def dp_encoder(name:str, # one of `memloc.encoders.ENCODERS`
 # %% ../nbs/lib/10_dp.ipynb #794bd1b9
 class _Call(nn.Module):
     "`module.<name>(*args)` as a forward, for `torch.func.functional_call`."
-    def __init__(self, module:nn.Module, name:str): super().__init__(); self.m, self.name = module, name
+    def __init__(self, module: nn.Module, name: str):
+        super().__init__()
+        self.m, self.name = module, name
+
     def forward(self, *args): return getattr(self.m, self.name)(*args)
 
 class _Replay:
@@ -140,13 +150,17 @@ class _Replay:
                  recurse:bool=True): # all of `module`'s parameters, or only its own
         self.module, self.name, self.on = module, name, True
         self.params = {k: p for k, p in module.named_parameters(recurse=recurse) if p.requires_grad}
-        self.call = _Call(copy.deepcopy(module).to('meta'), name)       # no hooks; the live weights come with each replay
+        # no hooks; the live weights come with each replay
+        self.call = _Call(copy.deepcopy(module).to('meta'), name)
         for p in self.params.values(): p.grad_sample = None
         setattr(module, name, functools.partial(self._record, getattr(module, name)))   # shadows the method
 
     def _record(self, method, *args, **kw):
         "Run `method`; in training, replay it in the backward pass from its inputs and its output's gradient."
-        if kw: raise TypeError(f"memloc replays {type(self.module).__name__}.{self.name} from positional inputs only; got {list(kw)}.")
+        if kw:
+            raise TypeError(
+                f"memloc replays {type(self.module).__name__}.{self.name} from positional inputs only; got {list(kw)}."
+            )
         out = method(*args)
         if self.on and self.module.training and torch.is_grad_enabled() and out.requires_grad:
             inputs = tuple(a.detach() for a in args)
@@ -156,12 +170,15 @@ class _Replay:
     def _accumulate(self, inputs:tuple, g:Tensor): # g: (B, ...) gradient of the mean loss w.r.t. the call's output
         "Add each sample's gradient, B times the gradient through its row (Opacus's scale for a mean loss), to `grad_sample`."
         live = {f'm.{k}': t.detach() for k, t in (*self.module.named_parameters(), *self.module.named_buffers())}
-        def row_loss(own, *row):                                          # one sample's inputs, then its output gradient
+        def row_loss(own, *row):  # one sample's inputs, then its output gradient
             out = torch.func.functional_call(self.call, {**live, **own}, tuple(t[None] for t in row[:-1]))
             return (out * row[-1][None]).sum()
         own = {f'm.{k}': p.detach() for k, p in self.params.items()}
-        grads = torch.func.vmap(torch.func.grad(row_loss), in_dims=(None, *[0] * (len(inputs) + 1)))(own, *inputs, g * len(g))
-        for k, p in self.params.items(): p.grad_sample = grads[f'm.{k}'] if p.grad_sample is None else p.grad_sample + grads[f'm.{k}']
+        grads = torch.func.vmap(torch.func.grad(row_loss), in_dims=(None, *[0] * (len(inputs) + 1)))(
+            own, *inputs, g * len(g)
+        )
+        for k, p in self.params.items():
+            p.grad_sample = grads[f'm.{k}'] if p.grad_sample is None else p.grad_sample + grads[f'm.{k}']
 
     def cleanup(self):
         "Restore `module.<name>` and delete the per-sample gradients."
@@ -171,7 +188,9 @@ class _Replay:
             if hasattr(p, 'grad_sample'): del p.grad_sample
 
 # %% ../nbs/lib/10_dp.ipynb #9faa3cb8
-def _is_replay(v)->bool: return isinstance(v, functools.partial) and isinstance(getattr(v.func, '__self__', None), _Replay)
+def _is_replay(v) -> bool:
+    return isinstance(v, functools.partial) and isinstance(getattr(v.func, '__self__', None), _Replay)
+
 
 def _clear_hooks(m:nn.Module):
     "Remove the per-sample-gradient hooks, recorded inputs and replays an earlier, interrupted DP run left in `m`."
@@ -184,7 +203,9 @@ def _replayed(m:nn.Module)->str|None:
     "What memloc replays for `m`: '_pos_embed' (a timm ViT's own parameters), 'forward' (all of `m`), or None (Opacus's rules)."
     if vit_class() is not None and isinstance(m, vit_class()): return '_pos_embed'
     own = any(p.requires_grad for p in m.parameters(recurse=False))
-    return 'forward' if parametrize.is_parametrized(m) or (own and type(m) not in GradSampleHooks.GRAD_SAMPLERS) else None
+    return (
+        'forward' if parametrize.is_parametrized(m) or (own and type(m) not in GradSampleHooks.GRAD_SAMPLERS) else None
+    )
 
 def _hook_roots(m:nn.Module, opacus:list, replays:list):
     "Sort the trainable parts of `m` into modules for Opacus's hooks (`opacus`) and `(module, method, recurse)` to replay."
@@ -198,9 +219,13 @@ def _hook_roots(m:nn.Module, opacus:list, replays:list):
 def per_sample_hooks(*modules:nn.Module)->list:
     "Hooks on `modules` (in place) that give every trainable parameter a `grad_sample` in each backward pass."
     # the first layer's input is an image, which needs no gradient: PyTorch's warning about it is expected
-    warnings.filterwarnings('ignore', message='Full backward hook is firing when gradients are computed with respect to module outputs')
+    warnings.filterwarnings(
+        'ignore', message='Full backward hook is firing when gradients are computed with respect to module outputs'
+    )
     opacus, replays = [], []
-    for m in modules: _clear_hooks(m); _hook_roots(m, opacus, replays)
+    for m in modules:
+        _clear_hooks(m)
+        _hook_roots(m, opacus, replays)
     replays = [_Replay(*r) for r in replays]                    # first: their copies must not carry Opacus's hooks
     return replays + [GradSampleHooks(m, loss_reduction='mean') for m in opacus]
 
@@ -234,8 +259,10 @@ def _quiet(fn, *args, **kw):
     _rdp_analysis._compute_rdp = _rdp_step        # a pure function of (q, sigma, order), most of PRV's time
     try:
         with warnings.catch_warnings(), np.errstate(all='ignore'):
-            warnings.simplefilter('ignore'); return fn(*args, **kw)
-    finally: _rdp_analysis._compute_rdp = _RDP_STEP
+            warnings.simplefilter('ignore')
+            return fn(*args, **kw)
+    finally:
+        _rdp_analysis._compute_rdp = _RDP_STEP
 
 @functools.lru_cache(maxsize=256)
 def calibrate_noise(epsilon:float, delta:float, sample_rate:float, steps:int, accountant:str='prv')->float:
@@ -245,14 +272,17 @@ def calibrate_noise(epsilon:float, delta:float, sample_rate:float, steps:int, ac
 
 @functools.lru_cache(maxsize=256)
 def _epsilon(history:tuple, delta:float, accountant:str)->float:
-    acc = create_accountant(accountant); acc.history = list(history)
+    acc = create_accountant(accountant)
+    acc.history = list(history)
     return float(_quiet(acc.get_epsilon, delta)) if history else 0.
 
 def privacy_spent(history:list, # (noise_multiplier, sample_rate, steps) tuples, as an Opacus accountant keeps them
                   delta:float)->dict: # {'prv': epsilon, 'rdp': epsilon}
     "The epsilon at `delta` of the steps in `history`, under the PRV and the RDP accountant (0 before any step)."
     if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 < delta < 1:
-        raise ValueError(f"delta must lie in (0, 1) (e.g. 1e-5, below 1 / the number of training points), not {delta!r}.")
+        raise ValueError(
+            f"delta must lie in (0, 1) (e.g. 1e-5, below 1 / the number of training points), not {delta!r}."
+        )
     return {name: _epsilon(tuple(tuple(h) for h in history), delta, name) for name in ACCOUNTANTS}
 
 def eps_label(epsilon)->str:
@@ -262,18 +292,26 @@ def eps_label(epsilon)->str:
 # %% ../nbs/lib/10_dp.ipynb #a538f96a
 class _EmptyBatchSafe(nn.Module):
     "`method` for DP steps: tells `opt` the batch's size; an empty Poisson batch gives a zero loss without a forward pass."
-    def __init__(self, method:SSLMethod, opt): super().__init__(); self.method, self.opt = method, opt
+
+    def __init__(self, method: SSLMethod, opt):
+        super().__init__()
+        self.method, self.opt = method, opt
+
     @property
-    def name(self)->str: return self.method.name
+    def name(self) -> str:
+        return self.method.name
+
     def loss(self, encoder, x:Tensor, y:Tensor|None=None, generator=None)->Tensor:
         self.opt.n_images = len(x)
         if len(x): return self.method.loss(encoder, x, y, generator)
         return torch.zeros((), device=x.device, requires_grad=True)
     def on_step(self, step:int, total_steps:int): self.method.on_step(step, total_steps)
 
-_ROWS = ("per-sample gradients take row i of every forward pass for image i, so a forward pass that runs several views of "
-         "each image as one batch (as DINO's multi-crop does) gives one row per view, and clipping rows would not bound an "
-         "image's influence. Run one forward pass per view (dp_compatible sets DINO's batch_crops = False).")
+_ROWS = (
+    "per-sample gradients take row i of every forward pass for image i, so a forward pass that runs several views of "
+    "each image as one batch (as DINO's multi-crop does) gives one row per view, and clipping rows would not bound an "
+    "image's influence. Run one forward pass per view (dp_compatible sets DINO's batch_crops = False)."
+)
 
 class _DPOptimizer(DPOptimizer):
     "Opacus's `DPOptimizer`; checks one per-sample gradient per image, and gives a parameter that got no gradient zero ones."
@@ -281,8 +319,11 @@ class _DPOptimizer(DPOptimizer):
     def pre_step(self, closure=None):
         for p in self.params:
             name = self.names.get(id(p), 'A parameter')
-            if isinstance(p.grad_sample, Tensor) and len(p.grad_sample) != self.n_images: raise RuntimeError(
-                f"{name} got per-sample gradients for {len(p.grad_sample)} rows, but the batch has {self.n_images} images: {_ROWS}")
+            if isinstance(p.grad_sample, Tensor) and len(p.grad_sample) != self.n_images:
+                raise RuntimeError(
+                    f"{name} got per-sample gradients for {len(p.grad_sample)} rows, "
+                    f"but the batch has {self.n_images} images: {_ROWS}"
+                )
             if p.grad_sample is not None: continue
             if p.grad is not None: raise RuntimeError(
                 f"{name} got a gradient but no per-sample gradient: its module ran outside the hooks (called through "
@@ -299,7 +340,9 @@ def _check_budget(epsilon, delta, allow_inf:bool=False):
         hint = 'inf: no privacy, the plain engine' if allow_inf else 'for a run without DP use dp_engine(inf, method)'
         raise ValueError(f"The target epsilon must be a number > 0 ({hint}), not {epsilon!r}.")
     if not (_is_number(delta) and 0 < delta < 1):
-        raise ValueError(f"delta must be in (0, 1), and below 1/n for a training set of n images (e.g. 1e-5), not {delta!r}.")
+        raise ValueError(
+            f"delta must be in (0, 1), and below 1/n for a training set of n images (e.g. 1e-5), not {delta!r}."
+        )
 
 def check_max_grad_norm(max_grad_norm)->float:
     "`max_grad_norm` if it is a finite number > 0, else a ValueError naming the fix (inf makes the noise infinite)."
@@ -319,13 +362,16 @@ class DPEngine(Engine):
                  accountant:str='prv'): # 'prv' | 'rdp': the accountant that calibrates the noise (both are reported)
         _check_budget(epsilon, delta)
         check_max_grad_norm(max_grad_norm)
-        if accountant not in ACCOUNTANTS: raise ValueError(f"accountant must be one of {ACCOUNTANTS}, not {accountant!r}.")
-        self.epsilon, self.delta, self.max_grad_norm, self.accountant = float(epsilon), float(delta), float(max_grad_norm), accountant
+        if accountant not in ACCOUNTANTS:
+            raise ValueError(f"accountant must be one of {ACCOUNTANTS}, not {accountant!r}.")
+        self.epsilon, self.delta, self.max_grad_norm, self.accountant = (float(epsilon), float(delta),
+                                                                         float(max_grad_norm), accountant)
         self.method, self.acc, self.hooks = method if isinstance(method, str) else method.name, None, []
 
     def config(self)->dict:
         return dict(name=self.name, epsilon=self.epsilon, delta=self.delta, max_grad_norm=self.max_grad_norm,
-                    accountant=self.accountant, method=self.method, guarantee=privacy_guarantee(self.method)['guarantee'])
+                    accountant=self.accountant, method=self.method,
+                    guarantee=privacy_guarantee(self.method)['guarantee'])
 
     def _noise(self, n:int, batch_size:int, epochs:int)->float:
         "The calibrated noise multiplier, or a ValueError naming the budget that no amount of noise reaches."
@@ -339,18 +385,21 @@ class DPEngine(Engine):
 
     def prepare(self, encoder, method, opt, n:int, batch_size:int, epochs:int):
         "Check the modules and the budget, calibrate the noise, and wrap `opt` in a `DPOptimizer`."
-        if method.name != self.method: raise ValueError(f"This DPEngine was made for {self.method!r} but trains {method.name!r}: "
-                                                        "make it with dp_engine(epsilon, method) for the method you train.")
+        if method.name != self.method:
+            raise ValueError(f"This DPEngine was made for {self.method!r} but trains {method.name!r}: "
+                             "make it with dp_engine(epsilon, method) for the method you train.")
         check_dp(encoder, method)
-        if not self.delta < 1 / n: raise ValueError(f"delta = {self.delta} is not below 1/n = {1/n:.3g} for n = {n} training "
-                                                    "images: such a delta allows releasing whole images. Choose e.g. delta = 1e-5.")
+        if not self.delta < 1 / n:
+            raise ValueError(f"delta = {self.delta} is not below 1/n = {1/n:.3g} for n = {n} training "
+                             "images: such a delta allows releasing whole images. Choose e.g. delta = 1e-5.")
         spe = self.steps_per_epoch(n, batch_size)
         self.sample_rate, self.steps = 1 / spe, epochs * spe
         self.noise_multiplier = self._noise(n, batch_size, epochs)
         self.acc, self.modules, self.hooks = create_accountant(self.accountant), (encoder, method), []
         self.opt = _DPOptimizer(opt, noise_multiplier=self.noise_multiplier, max_grad_norm=self.max_grad_norm,
                                 expected_batch_size=n / spe)
-        self.opt.names = {id(p): f'{role}.{k}' for role, m in (('encoder', encoder), ('method', method)) for k, p in m.named_parameters()}
+        self.opt.names = {id(p): f'{role}.{k}' for role, m in (('encoder', encoder), ('method', method))
+                          for k, p in m.named_parameters()}
         return encoder, _EmptyBatchSafe(method, self.opt), self.opt
 
     def batches(self, n:int, batch_size:int, generator)->list[Tensor]:
@@ -362,7 +411,9 @@ class DPEngine(Engine):
 
     def after_step(self):
         self.acc.step(noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate)
-        if self.steps_done >= self.steps: remove_hooks(self.hooks); self.hooks = []
+        if self.steps_done >= self.steps:
+            remove_hooks(self.hooks)
+            self.hooks = []
 
     @property
     def steps_done(self)->int: return sum(h[2] for h in self.acc.history) if self.acc else 0
@@ -371,15 +422,17 @@ class DPEngine(Engine):
         return dict(history=[list(h) for h in self.acc.history], mechanism=self.accountant) if self.acc else {}
 
     def load_state_dict(self, state:dict):
-        if state: self.acc.load_state_dict(dict(history=[tuple(h) for h in state['history']], mechanism=state['mechanism']))
+        if state:
+            self.acc.load_state_dict(dict(history=[tuple(h) for h in state['history']], mechanism=state['mechanism']))
 
     def summary(self)->dict:
         "The privacy spent so far (`epsilon` under the calibrating accountant, and under each) and how the run was made."
         if self.acc is None: return {}
         spent = privacy_spent(self.acc.history, self.delta)
-        return dict(epsilon=spent[self.accountant], epsilon_prv=spent['prv'], epsilon_rdp=spent['rdp'], delta=self.delta,
-                    target_epsilon=self.epsilon, accountant=self.accountant, noise_multiplier=self.noise_multiplier,
-                    sample_rate=self.sample_rate, max_grad_norm=self.max_grad_norm, steps=self.steps_done,
+        return dict(epsilon=spent[self.accountant], epsilon_prv=spent['prv'], epsilon_rdp=spent['rdp'],
+                    delta=self.delta, target_epsilon=self.epsilon, accountant=self.accountant,
+                    noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate,
+                    max_grad_norm=self.max_grad_norm, steps=self.steps_done,
                     **privacy_guarantee(self.method))
 
 # %% ../nbs/lib/10_dp.ipynb #db9053d1

@@ -112,8 +112,11 @@ def vit(arch:str='vit_tiny', # vit_tiny | vit_small | vit_base
     "A randomly initialised timm ViT without head behind `Normalize`; `kw` go to `timm.create_model`."
     import timm
     patch_size = patch_size or vit_patch_size(img_size)
-    if img_size % patch_size: raise ValueError(f"patch_size {patch_size} does not divide img_size {img_size}: timm's ViT needs "
-                                               f"whole patches; pass patch_size={vit_patch_size(img_size)} or leave it None.")
+    if img_size % patch_size:
+        raise ValueError(
+            f"patch_size {patch_size} does not divide img_size {img_size}: timm's ViT needs "
+            f"whole patches; pass patch_size={vit_patch_size(img_size)} or leave it None."
+        )
     net = timm.create_model(_TIMM_VITS[arch], pretrained=False, img_size=img_size, in_chans=in_chans, num_classes=0,
                             patch_size=patch_size, dynamic_img_size=True, **kw)
     return Encoder(net, net.num_features, arch, mean, std, in_chans)
@@ -150,7 +153,7 @@ def init_encoder(name:str, # one of `ENCODERS`
                  seed:int, # initialisation seed
                  **kw)->nn.Module:
     "The encoder `name` as initialised from `seed` (the initialisation of every f / g pair trained with `init_seed=seed`)."
-    set_seed(seed)                      # global RNGs, as `torch.nn` initialises from them; training's heads continue the stream
+    set_seed(seed)  # global RNGs, as `torch.nn` initialises from them; training's heads continue the stream
     return create_encoder(name, **kw)
 
 # %% ../nbs/lib/04_encoders.ipynb #2aef3101
@@ -206,8 +209,11 @@ _VIT_POINT = re.compile(r'(?:^|\.)blocks\.(\d+)(\.norm2:in)?$')
 
 def _vit_point(layer:str):
     m = _VIT_POINT.search(layer)
-    if m is None: raise ValueError(f"{layer!r} is not a ViT measurement point: expected 'blocks.<i>.norm2:in' (attention "
-                                   "sub-layer) or 'blocks.<i>' (MLP sub-layer), optionally prefixed (e.g. 'net.blocks.0').")
+    if m is None:
+        raise ValueError(
+            f"{layer!r} is not a ViT measurement point: expected 'blocks.<i>.norm2:in' (attention "
+            "sub-layer) or 'blocks.<i>' (MLP sub-layer), optionally prefixed (e.g. 'net.blocks.0')."
+        )
     return m
 
 def vit_sublayer(layer:str)->str:
@@ -230,14 +236,20 @@ def _tensors(d)->bool: return isinstance(d, dict) and len(d) > 0 and all(isinsta
 
 def _state_dict(ck, key:str|None, path)->dict:
     if key is not None:
-        if not isinstance(ck, dict) or key not in ck: raise KeyError(
-            f"{path} has no entry {key!r}; its entries: {list(ck)[:10] if isinstance(ck, dict) else type(ck).__name__}.")
+        if not isinstance(ck, dict) or key not in ck:
+            raise KeyError(
+                f"{path} has no entry {key!r}; its entries: "
+                f"{list(ck)[:10] if isinstance(ck, dict) else type(ck).__name__}."
+            )
         ck = ck[key]
     if _tensors(ck): return ck
     for k in _STATE_KEYS:
         if isinstance(ck, dict) and _tensors(ck.get(k)): return ck[k]
-    raise ValueError(f"No state dict of tensors found in {path} (entries: {list(ck)[:10] if isinstance(ck, dict) else type(ck).__name__}): "
-                     "pass key= naming the entry that holds the weights.")
+    raise ValueError(
+        f"No state dict of tensors found in {path} (entries: "
+        f"{list(ck)[:10] if isinstance(ck, dict) else type(ck).__name__}): "
+        "pass key= naming the entry that holds the weights."
+    )
 
 def _best_prefix(keys:list, target:set)->str:
     "The prefix whose removal makes most checkpoint names match `target` ('' when they already do)."
@@ -260,11 +272,20 @@ def load_encoder(encoder:nn.Module, # the network the weights belong to, built b
     sd = {k[len(p):]: v for k, v in sd.items() if k.startswith(p)}
     sd = {k: v for k, v in sd.items() if k in target or not k.startswith(tuple(ignore))}
     missing, unexpected = sorted(target - set(sd)), sorted(set(sd) - target)
-    if missing or unexpected: raise ValueError(
-        f"The weights do not fit {type(encoder).__name__} (prefix removed: {p!r}): {len(missing)} missing, e.g. {missing[:4]}; "
-        f"{len(unexpected)} unexpected, e.g. {unexpected[:4]}. Build the same architecture the checkpoint was trained with, "
-        "or pass key= / prefix=.")
-    bad = [(k, tuple(v.shape), tuple(encoder.state_dict()[k].shape)) for k, v in sd.items() if v.shape != encoder.state_dict()[k].shape]
-    if bad: raise ValueError(f"Shapes differ for {len(bad)} tensors, e.g. {bad[:3]} (checkpoint, network): another width or variant.")
+    if missing or unexpected:
+        raise ValueError(
+            f"The weights do not fit {type(encoder).__name__} (prefix removed: {p!r}): {len(missing)} missing, e.g. "
+            f"{missing[:4]}; {len(unexpected)} unexpected, e.g. {unexpected[:4]}. Build the same architecture the "
+            "checkpoint was trained with, or pass key= / prefix=."
+        )
+    bad = [
+        (k, tuple(v.shape), tuple(encoder.state_dict()[k].shape))
+        for k, v in sd.items()
+        if v.shape != encoder.state_dict()[k].shape
+    ]
+    if bad:
+        raise ValueError(
+            f"Shapes differ for {len(bad)} tensors, e.g. {bad[:3]} (checkpoint, network): another width or variant."
+        )
     encoder.load_state_dict(sd)
     return encoder.eval()

@@ -39,7 +39,10 @@ def layer_modules(encoder:nn.Module,
     name, pre = (layer[:-3], True) if layer.endswith(':in') else (layer, False)
     mods, parent = dict(encoder.named_modules()), name.rpartition('.')[0]
     if pre and name.endswith('norm2') and _is_vit_block(mods.get(parent)): return _sublayer(parent, mods[parent], True)
-    if pre: raise ValueError(f"Layer {layer!r} is a module's input, which owns no tensors: name the modules that compute it.")
+    if pre:
+        raise ValueError(
+            f"Layer {layer!r} is a module's input, which owns no tensors: name the modules that compute it."
+        )
     if _is_vit_block(mods[name]): return _sublayer(name, mods[name], False)
     if not mods[name].state_dict(): raise ValueError(
         f"Layer {layer!r} ({type(mods[name]).__name__}) has no parameters or buffers: name the module that computes it"
@@ -92,19 +95,25 @@ def _hint(mods:dict, name:str)->str:
 def _no_units(encoder:nn.Module, name:str)->ValueError:
     "The error for a layer whose unit slices memloc does not know, naming the fix."
     mods = dict(encoder.named_modules())
-    return ValueError(f"memloc does not know which tensors produce the units of layer {name!r} ({type(mods[name]).__name__}): "
-                      f"{_hint(mods, name)}pass slices={{layer: {{state_dict key: dim}}}} naming every tensor slice that produces unit k.")
+    return ValueError(
+        f"memloc does not know which tensors produce the units of layer {name!r} ({type(mods[name]).__name__}): "
+        f"{_hint(mods, name)}pass slices={{layer: {{state_dict key: dim}}}} naming every tensor slice that produces "
+        "unit k."
+    )
 
 def _branch(encoder:nn.Module, name:str)->list[str]:
     "The modules of torchvision block `name` that produce its output channels: the last conv and BN, and the downsample's."
-    b = dict(encoder.named_modules())[name]; last = 3 if isinstance(b, tvr.Bottleneck) else 2
+    b = dict(encoder.named_modules())[name]
+    last = 3 if isinstance(b, tvr.Bottleneck) else 2
     if b.downsample is not None and not _conv_bn(b.downsample): raise _no_units(encoder, name)
     ds = [f'{name}.downsample.0', f'{name}.downsample.1'] if b.downsample is not None else []
     return [f'{name}.conv{last}', f'{name}.bn{last}', *ds]
 
 def _stream(encoder:nn.Module, name:str)->list[str]:
     "`_branch` of block `name` and of the earlier blocks whose identity paths feed it, back to a downsample, or the stem."
-    mods = dict(encoder.named_modules()); root = name.rpartition('.')[0].rpartition('.')[0]; p = f'{root}.' if root else ''
+    mods = dict(encoder.named_modules())
+    root = name.rpartition('.')[0].rpartition('.')[0]
+    p = f'{root}.' if root else ''
     blocks = [n for n, m in mods.items() if _tv_block(m) and n.startswith(p)]
     out = []
     for b in reversed(blocks[:blocks.index(name) + 1]):
@@ -115,11 +124,13 @@ def _stream(encoder:nn.Module, name:str)->list[str]:
 
 def _unit_sources(encoder:nn.Module, name:str, residual:str='branch')->list[str]:
     "The modules whose output rows are the units of module `name`, or a ValueError."
-    mods = dict(encoder.named_modules()); m, parent = mods[name], name.rpartition('.')[0]
+    mods = dict(encoder.named_modules())
+    m, parent = mods[name], name.rpartition('.')[0]
     p = mods.get(parent) if '.' in name else None
     if _tv_block(m): return _stream(encoder, name) if residual == 'stream' else _branch(encoder, name)
     if _conv_bn(m): return [f'{name}.0', f'{name}.1']
-    if _conv_bn(p) and int(name.rpartition('.')[2]) >= 2: return [f'{parent}.0', f'{parent}.1']    # ReLU / pool after the BN
+    # ReLU / pool after the BN
+    if _conv_bn(p) and int(name.rpartition('.')[2]) >= 2: return [f'{parent}.0', f'{parent}.1']
     if isinstance(m, (nn.Conv2d, nn.Linear)): return [name]
     if p is not None and isinstance(getattr(p, 'fc1', None), nn.Linear) and m in (p.fc1, getattr(p, 'act', None)) \
        and isinstance(getattr(p, 'norm', nn.Identity()), nn.Identity): return [f'{parent}.fc1']   # timm Mlp
@@ -132,7 +143,8 @@ def unit_slices(encoder:nn.Module,
                )->dict: # {state_dict key: dim}
     "The tensors that produce the units of `layer`, each with the dimension along which unit `k` is slice `k`."
     if residual not in RESIDUAL: raise ValueError(f"residual must be one of {RESIDUAL}, not {residual!r}.")
-    sd = encoder.state_dict(); layer = resolve_layers(encoder, layer)[0]
+    sd = encoder.state_dict()
+    layer = resolve_layers(encoder, layer)[0]
     out = dict((slices or {}).get(layer) or {})
     if not out:
         for m in _unit_sources(encoder, layer, residual):
@@ -153,9 +165,11 @@ def _unit_index(units, n:int, layer:str)->Tensor:
     "`units` (an int or ints) as sorted, distinct int64 indices below `n`, checked."
     t = torch.as_tensor(list(units) if isinstance(units, (list, tuple, range)) else units)
     if t.numel() == 0: return torch.zeros(0, dtype=torch.long)
-    if t.is_floating_point() or t.dtype == torch.bool: raise TypeError(f"Units of {layer!r} must be integer indices, not {t.dtype}.")
+    if t.is_floating_point() or t.dtype == torch.bool:
+        raise TypeError(f"Units of {layer!r} must be integer indices, not {t.dtype}.")
     t = t.long().flatten().unique()
-    if t.min() < 0 or t.max() >= n: raise ValueError(f"Units of {layer!r} must lie in [0, {n}), got {t[(t < 0) | (t >= n)].tolist()}.")
+    if t.min() < 0 or t.max() >= n:
+        raise ValueError(f"Units of {layer!r} must lie in [0, {n}), got {t[(t < 0) | (t >= n)].tolist()}.")
     return t
 
 def _as_trainable(trainable)->dict:
@@ -171,7 +185,9 @@ def trainable_tensors(encoder:nn.Module,
     spec = {}
     for layer, units in _as_trainable(trainable).items():
         layer = resolve_layers(encoder, layer)[0]
-        if units is None: spec.update(dict.fromkeys(layer_keys(encoder, layer))); continue
+        if units is None:
+            spec.update(dict.fromkeys(layer_keys(encoder, layer)))
+            continue
         idx = _unit_index(units, n_units(encoder, layer, slices), layer)
         for k, d in unit_slices(encoder, layer, slices).items():
             if k not in spec: spec[k] = (d, idx)
@@ -182,15 +198,20 @@ def trainable_tensors(encoder:nn.Module,
 class _Rows(nn.Module):
     "Parametrisation: a frozen copy of a tensor whose slices `idx` along `dim` are the trainable `rows`."
     def __init__(self, t:Tensor, dim:int, idx:Tensor):
-        super().__init__(); self.dim = dim
-        self.register_buffer('frozen', t.detach().clone()); self.register_buffer('idx', idx.to(t.device))
+        super().__init__()
+        self.dim = dim
+        self.register_buffer('frozen', t.detach().clone())
+        self.register_buffer('idx', idx.to(t.device))
     def forward(self, rows:Tensor)->Tensor: return self.frozen.index_copy(self.dim, self.idx, rows)
     def right_inverse(self, t:Tensor)->Tensor: return t.index_select(self.dim, self.idx)
 
 def _eval_hooks(bn:nn.Module)->list:
     "Hooks that run `bn` in eval mode (running statistics used, never updated) whatever its mode flag says."
     mode = []
-    def pre(m, args): mode.append(m.training); m.training = False
+    def pre(m, args):
+        mode.append(m.training)
+        m.training = False
+
     def post(m, args, out): m.training = mode.pop()
     return [bn.register_forward_pre_hook(pre), bn.register_forward_hook(post, always_call=True)]
 
@@ -204,7 +225,8 @@ def _parametrize_rows(encoder:nn.Module, rows:dict)->dict:
     "Re-parametrise every `{parameter key: (dim, idx)}` to train only those slices; returns `{module: parameter order}`."
     mods, order = dict(encoder.named_modules()), {}
     for key, (d, idx) in rows.items():
-        name, _, attr = key.rpartition('.'); m = mods[name]
+        name, _, attr = key.rpartition('.')
+        m = mods[name]
         order.setdefault(m, [n for n, _ in m.named_parameters(recurse=False)])
         parametrize.register_parametrization(m, attr, _Rows(getattr(m, attr), d, idx))
         m.parametrizations[attr].original.requires_grad_(True)
@@ -214,7 +236,10 @@ def _unparametrize(order:dict):
     "Remove the parametrisations, keeping the values, the module classes and the parameter order."
     for m, names in order.items():
         for attr in list(m.parametrizations): parametrize.remove_parametrizations(m, attr, leave_parametrized=True)
-        for n in names: p = getattr(m, n); delattr(m, n); m.register_parameter(n, p)
+        for n in names:
+            p = getattr(m, n)
+            delattr(m, n)
+            m.register_parameter(n, p)
 
 @contextmanager
 def restricted(encoder:nn.Module,
@@ -244,8 +269,12 @@ def finetune(encoder:nn.Module, data:TensorData,
     "Train a copy of `encoder` on `data` with only `trainable` free (everything else bit-identical); the input is unchanged."
     enc = copy.deepcopy(encoder)
     method = method if method is not None else Supervised(_n_classes(data))
-    with torch.random.fork_rng(devices=[]): torch.manual_seed(seed); method.setup(enc)
-    spec, cfg = trainable_tensors(enc, trainable, slices), dict(kw.pop('config', None) or {}, trainable=jsonable(_as_trainable(trainable)))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        method.setup(enc)
+    spec, cfg = trainable_tensors(enc, trainable, slices), dict(
+        kw.pop('config', None) or {}, trainable=jsonable(_as_trainable(trainable))
+    )
     with restricted(enc, spec): return train(enc, method, data, epochs, seed=seed, progress=progress, config=cfg, **kw)
 
 # %% ../nbs/lib/16_interventions.ipynb #cea6f08c
@@ -262,7 +291,9 @@ def _check_selection(fraction, mode, scope):
     if mode not in MODES: raise ValueError(f"mode must be one of {MODES}, not {mode!r}.")
     if scope not in SCOPES: raise ValueError(f"scope must be one of {SCOPES}, not {scope!r}.")
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
-        raise ValueError(f"fraction is the share of units to prune and must lie in [0, 1] (0.1 for 10 %), not {fraction!r}.")
+        raise ValueError(
+            f"fraction is the share of units to prune and must lie in [0, 1] (0.1 for 10 %), not {fraction!r}."
+        )
 
 def select_units(scores:dict, # {layer: (U,) scores}, e.g. a `UnitMemResult`
                  fraction:float, # share of the units, in [0, 1]
@@ -274,9 +305,12 @@ def select_units(scores:dict, # {layer: (U,) scores}, e.g. a `UnitMemResult`
     _check_selection(fraction, mode, scope)
     gen, s = make_generator(seed), {l: torch.as_tensor(v).detach().float().flatten().cpu() for l, v in scores.items()}
     if scope == 'layer': return {l: _pick(v, _n_pick(fraction, len(v)), mode, gen).sort().values for l, v in s.items()}
-    flat = torch.cat(list(s.values())); pick = _pick(flat, _n_pick(fraction, len(flat)), mode, gen)
+    flat = torch.cat(list(s.values()))
+    pick = _pick(flat, _n_pick(fraction, len(flat)), mode, gen)
     ends = torch.tensor([len(v) for v in s.values()]).cumsum(0).tolist()
-    return {l: (pick[(pick >= e - len(v)) & (pick < e)] - (e - len(v))).sort().values for (l, v), e in zip(s.items(), ends)}
+    return {
+        l: (pick[(pick >= e - len(v)) & (pick < e)] - (e - len(v))).sort().values for (l, v), e in zip(s.items(), ends)
+    }
 
 # %% ../nbs/lib/16_interventions.ipynb #d8d7545d
 def prune_units(encoder:nn.Module,
@@ -285,7 +319,8 @@ def prune_units(encoder:nn.Module,
                 residual:str='branch', # torchvision ResNet blocks: 'branch' (the block's own slices) or 'stream' (silence the channel)
                )->nn.Module:
     "A copy of `encoder` with every tensor slice that produces the given units zeroed (BatchNorm running variance: 1)."
-    out = copy.deepcopy(encoder); sd = out.state_dict()
+    out = copy.deepcopy(encoder)
+    sd = out.state_dict()
     with torch.no_grad():
         for layer, u in units.items():
             idx = _unit_index(u, n_units(out, layer, slices), layer)
@@ -302,15 +337,18 @@ def prune(encoder:nn.Module,
           residual:str='branch')->nn.Module: # see `prune_units`
     "A copy of `encoder` without the `fraction` of its units chosen by `select_units`."
     for l, v in scores.items():
-        if len(torch.as_tensor(v).flatten()) != (u := n_units(encoder, l, slices)): raise ValueError(
-            f"scores of layer {l!r} hold {len(torch.as_tensor(v).flatten())} values for its {u} units: pass one score per unit "
-            "(e.g. unitmem(encoder, images) of this encoder).")
+        if len(torch.as_tensor(v).flatten()) != (u := n_units(encoder, l, slices)):
+            raise ValueError(
+                f"scores of layer {l!r} hold {len(torch.as_tensor(v).flatten())} values for its {u} units: pass one "
+                "score per unit (e.g. unitmem(encoder, images) of this encoder)."
+            )
     return prune_units(encoder, select_units(scores, fraction, mode, scope, seed), slices, residual)
 
 # %% ../nbs/lib/16_interventions.ipynb #6e7e23a2
 def _preact(encoder:nn.Module, layer:str)->list[str]:
     "Layer specs whose outputs add up to the pre-activation of `layer`'s units (a torchvision block: last BN + shortcut)."
-    name = resolve_layers(encoder, layer)[0]; b = dict(encoder.named_modules())[name]
+    name = resolve_layers(encoder, layer)[0]
+    b = dict(encoder.named_modules())[name]
     if not _tv_block(b): return [_unit_sources(encoder, name)[-1]]
     return [_branch(encoder, name)[1], f'{name}.downsample' if b.downsample is not None else f'{name}:in']
 
@@ -320,13 +358,18 @@ class UnitActivation(SSLMethod):
     def __init__(self, layer:str, unit:int,
                  pre:bool=False, # act before the unit's nonlinearity (the BatchNorm / `fc1` output; a ResNet block's: + shortcut)
                  aug=None): # batch -> batch augmentation; default `simclr_aug` at the image size
-        super().__init__(); self.layer, self.unit, self.pre, self.aug = layer, unit, pre, aug
+        super().__init__()
+        self.layer, self.unit, self.pre, self.aug = layer, unit, pre, aug
     def loss(self, encoder, x, y=None, generator=None):
         at = _preact(encoder, self.layer) if self.pre else [self.layer]
-        with capture(encoder, at, clone=len(at) > 1) as acts:     # BN + shortcut: copied, a torchvision block adds in place
+        # BN + shortcut: copied, a torchvision block adds in place
+        with capture(encoder, at, clone=len(at) > 1) as acts:
             encoder((self.aug or simclr_aug(x.shape[-1]))(x, generator))
         return -sum(unit_reduce(acts[a]) for a in at)[:, self.unit].mean()
-    def config(self): return dict(name=self.name, layer=self.layer, unit=self.unit, pre=self.pre, aug=jsonable(self.aug))
+
+    def config(self):
+        return dict(name=self.name, layer=self.layer, unit=self.unit, pre=self.pre, aug=jsonable(self.aug))
+
 
 class UnitSelectivity(UnitActivation):
     "Objective raising unit `unit` of `layer` on the point's views relative to its mean on views of other points."
@@ -339,7 +382,9 @@ class UnitSelectivity(UnitActivation):
         if len(others) < 1: raise ValueError("UnitSelectivity needs at least one other point to be selective against.")
         self.others, self.n_others = as_images(others), n_others
     def loss(self, encoder, x, y=None, generator=None):
-        pick = torch.randint(len(self.others), (self.n_others,), generator=generator, device=generator.device if generator else 'cpu')
+        pick = torch.randint(
+            len(self.others), (self.n_others,), generator=generator, device=generator.device if generator else 'cpu'
+        )
         xo = to_float(self.others[pick.to(self.others.device)], x.device)
         at = _preact(encoder, self.layer) if self.pre else [self.layer]
         with capture(encoder, at, clone=len(at) > 1) as acts:
@@ -365,7 +410,9 @@ def tune_unit(encoder:nn.Module, x:Tensor, # one image (C,H,W), uint8 or floats 
     "A copy of `encoder` in which only unit `unit` of `layer` was trained on augmented views of the one image `x`."
     layer, img = resolve_layers(encoder, layer)[0], _one_image(x)
     obj = copy.deepcopy(objective) if objective is not None else UnitActivation(layer, unit, pre=True)
-    with torch.random.fork_rng(devices=[]): torch.manual_seed(seed); obj.setup(encoder)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        obj.setup(encoder)
     obj.requires_grad_(False)
     data = TensorData(img.expand(n_views, -1, -1, -1).contiguous())
     return finetune(encoder, data, {layer: [unit]}, steps, method=obj, slices=slices, seed=seed, batch_size=n_views,
@@ -388,13 +435,23 @@ class UnitCheck:
     @property
     def others_unchanged(self)->bool:
         o = torch.arange(len(self.delta)) != self.unit
-        return all(torch.equal(getattr(self.after, a)[self.layer][o], getattr(self.before, a)[self.layer][o])
-                   for a in ('mu_max', 'mu_rest', 'argmax')) and torch.equal(self.after[self.layer][o], self.before[self.layer][o])
+        return all(
+            torch.equal(getattr(self.after, a)[self.layer][o], getattr(self.before, a)[self.layer][o])
+            for a in ('mu_max', 'mu_rest', 'argmax')
+        ) and torch.equal(self.after[self.layer][o], self.before[self.layer][o])
     def summary(self)->dict:
         l, u = self.layer, self.unit
-        return dict(layer=l, unit=u, point=self.point, unitmem_before=float(self.before[l][u]), unitmem_after=float(self.after[l][u]),
-                    argmax_before=int(self.before.argmax[l][u]), argmax_after=int(self.after.argmax[l][u]), hit=self.hit,
-                    others_unchanged=self.others_unchanged)
+        return dict(
+            layer=l,
+            unit=u,
+            point=self.point,
+            unitmem_before=float(self.before[l][u]),
+            unitmem_after=float(self.after[l][u]),
+            argmax_before=int(self.before.argmax[l][u]),
+            argmax_after=int(self.after.argmax[l][u]),
+            hit=self.hit,
+            others_unchanged=self.others_unchanged,
+        )
 
 def unit_check(encoder:nn.Module, images, # the points D': (N,C,H,W) uint8 or floats in [0, 1], or a `TensorData`
                layer:str, unit:int, point:int, # the unit, and the index in `images` of the point it trains on
@@ -404,5 +461,7 @@ def unit_check(encoder:nn.Module, images, # the points D': (N,C,H,W) uint8 or fl
     x, layer = as_images(images), resolve_layers(encoder, layer)[0]
     if not 0 <= point < len(x): raise ValueError(f"point must index one of the {len(x)} images, not {point}.")
     before = unitmem(encoder, x, [layer], n_aug=n_aug, seed=seed, **kw)
-    tuned = tune_unit(encoder, x[point], layer, unit, objective, steps, lr, n_views, weight_decay, seed, slices, optimizer)
+    tuned = tune_unit(
+        encoder, x[point], layer, unit, objective, steps, lr, n_views, weight_decay, seed, slices, optimizer
+    )
     return UnitCheck(before, unitmem(tuned, x, [layer], n_aug=n_aug, seed=seed, **kw), tuned, layer, unit, point)

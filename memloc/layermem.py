@@ -45,18 +45,21 @@ def layer_inputs(encoder:nn.Module,
                                                    default_layers(encoder, residual=True, pool=True)) + specs))
     except ValueError: cands = list(specs)
     outs, ins, hooks = {}, {}, []
-    def keep(d, k, v): d.setdefault(k, v)                                       # hooks must return None (else they replace)
+    # hooks must return None (else they replace)
+    def keep(d, k, v): d.setdefault(k, v)
     for c in cands:
         if not c.endswith(':in'): hooks.append(modules[c].register_forward_hook(lambda m, a, o, c=c: keep(outs, c, o)))
     for s_ in specs:
-        if not s_.endswith(':in'): hooks.append(modules[s_].register_forward_pre_hook(lambda m, a, s_=s_: keep(ins, s_, a[0])))
+        if not s_.endswith(':in'):
+            hooks.append(modules[s_].register_forward_pre_hook(lambda m, a, s_=s_: keep(ins, s_, a[0])))
     dev, dt = encoder_device(encoder)
     x = to_float(as_images(images)[:1], dev) if images is not None else torch.full((1, 3, 32, 32), 0.5, device=dev)
     try:
         with evaluating(encoder): encoder(x.to(dt))
     finally:
         for h in hooks: h.remove()
-    inner = lambda s_: [c for c in specs if c != s_ and c.removesuffix(':in').startswith(s_ + '.')]   # measured inside it
+    # measured inside it
+    inner = lambda s_: [c for c in specs if c != s_ and c.removesuffix(':in').startswith(s_ + '.')]
     feeds = lambda s_: inner(s_) or [c for c in cands if c != s_ and s_ in ins and outs.get(c) is ins[s_]]
     return {s_: (feeds(s_)[-1] if feeds(s_) else (specs[i - 1] if i else None)) for i, s_ in enumerate(specs)}
 
@@ -102,10 +105,21 @@ class LayerMemResult:
     def to_frame(self):
         "Table 1: layer, layermem, delta_layermem, layermem_top, delta_layermem_top, layermem_least."
         import pandas as pd
-        return pd.DataFrame(dict(layer=self.layers, layermem=self.layermem.tolist(), delta_layermem=self.delta_layermem.tolist(),
-                                 layermem_top=self.layermem_top.tolist(), delta_layermem_top=self.delta_layermem_top.tolist(),
-                                 layermem_least=self.layermem_least.tolist()))
-    def __repr__(self): return f"LayerMemResult({len(self.layers)} layers, {len(self.rank) if self.rank is not None else '?'} points, top={len(self.top)})"
+        return pd.DataFrame(
+            dict(
+                layer=self.layers,
+                layermem=self.layermem.tolist(),
+                delta_layermem=self.delta_layermem.tolist(),
+                layermem_top=self.layermem_top.tolist(),
+                delta_layermem_top=self.delta_layermem_top.tolist(),
+                layermem_least=self.layermem_least.tolist(),
+            )
+        )
+
+    def __repr__(self):
+        return (f"LayerMemResult({len(self.layers)} layers, "
+                f"{len(self.rank) if self.rank is not None else '?'} points, top={len(self.top)})")
+
 
 def layermem_from_scores(scores:dict, # {layer: Tensor[N]} normalised SSLMem (the shown layers and their inputs)
                          rank:Tensor, # (N,) the scores that rank the points (the output's SSLMem)
@@ -119,10 +133,29 @@ def layermem_from_scores(scores:dict, # {layer: Tensor[N]} normalised SSLMem (th
     sub, layers = slice(None) if subset is None else subset, layers or list(scores)
     mean = lambda idx, ls: torch.tensor([float(scores[l][idx].double().mean()) for l in ls], dtype=torch.float64)
     lm, lm_top = mean(sub, layers), mean(hi, layers)
-    delta = lambda v, idx: None if inputs is None else v - torch.tensor([float(scores[inputs[l]][idx].double().mean()) if inputs.get(l)
-                                                                          else 0. for l in layers], dtype=torch.float64)
-    return LayerMemResult(layers, lm, mean(hi, layers), mean(lo, layers), {l: scores[l] for l in layers}, hi, lo, subset, rank,
-                          inputs=inputs, delta_layermem=delta(lm, sub), delta_layermem_top=delta(lm_top, hi))
+    delta = lambda v, idx: (
+        None
+        if inputs is None
+        else v
+        - torch.tensor(
+            [float(scores[inputs[l]][idx].double().mean()) if inputs.get(l) else 0.0 for l in layers],
+            dtype=torch.float64,
+        )
+    )
+    return LayerMemResult(
+        layers,
+        lm,
+        mean(hi, layers),
+        mean(lo, layers),
+        {l: scores[l] for l in layers},
+        hi,
+        lo,
+        subset,
+        rank,
+        inputs=inputs,
+        delta_layermem=delta(lm, sub),
+        delta_layermem_top=delta(lm_top, hi),
+    )
 
 # %% ../nbs/lib/13_layermem.ipynb #745b27c9
 def _rank_layer(f:nn.Module, order:list)->str:
@@ -161,10 +194,12 @@ def layermem(f:nn.Module, # encoder trained on the points
     order = forward_order(f, common_layers([f, g], layers), x)
     rank_layer, inputs = rank_layer or _rank_layer(f, order), layer_inputs(f, order, x)
     scored = list(dict.fromkeys(order + [rank_layer] + [i for i in inputs.values() if i]))
-    if alignments is None: alignments = alignment([f, g], x, scored, n_aug, views, aug, batch_size, seed, device, protocol)
+    if alignments is None:
+        alignments = alignment([f, g], x, scored, n_aug, views, aug, batch_size, seed, device, protocol)
     a_f, a_g = alignments
     missing = [l for l in scored if l not in a_f or l not in a_g]
-    if missing: raise ValueError(f"alignments lack layers {missing}: pass alignment([f, g], images, layers) with these layers.")
+    if missing:
+        raise ValueError(f"alignments lack layers {missing}: pass alignment([f, g], images, layers) with these layers.")
     if any(len(a[l]) != len(x) for a in (a_f, a_g) for l in scored):
         raise ValueError(f"alignments must hold one value per image ({len(x)}) at every layer.")
     s = {l: normalise_scores(a_g[l] - a_f[l], p['norm']) for l in scored}
@@ -172,12 +207,24 @@ def layermem(f:nn.Module, # encoder trained on the points
     if cross_fit:
         if rank_alignments is None: rank_alignments = alignment([f, g], x, [rank_layer], n_aug, views, aug, batch_size,
                                                                  independent_seed(seed), device, protocol)
-        if any(rank_layer not in a for a in rank_alignments): raise ValueError(
-            f"rank_alignments hold {list(rank_alignments[0])}, not the ranking layer {rank_layer!r}: measure it too, or pass rank_layer=.")
+        if any(rank_layer not in a for a in rank_alignments):
+            raise ValueError(
+                f"rank_alignments hold {list(rank_alignments[0])}, not the ranking layer {rank_layer!r}: measure it "
+                "too, or pass rank_layer=."
+            )
         rank = normalise_scores(rank_alignments[1][rank_layer] - rank_alignments[0][rank_layer], p['norm'])
     res = layermem_from_scores(s, rank, top, _random_subset(len(x), n_random, seed), order, inputs)
-    res.rank_layer, res.config = rank_layer, dict(n_points=len(x), top=top, n_random=n_random, n_aug=p['n_aug'], views=p['views'],
-                                                  norm=p['norm'], seed=seed, protocol=protocol, cross_fit=cross_fit)
+    res.rank_layer, res.config = rank_layer, dict(
+        n_points=len(x),
+        top=top,
+        n_random=n_random,
+        n_aug=p['n_aug'],
+        views=p['views'],
+        norm=p['norm'],
+        seed=seed,
+        protocol=protocol,
+        cross_fit=cross_fit,
+    )
     return res
 
 def _random_subset(n:int, n_random:int|None, seed:int)->Tensor|None:
@@ -194,7 +241,8 @@ def layer_agreement(scores:dict, # {layer: Tensor[N]} per-point scores, layers i
                    ): # DataFrame: layer_a, layer_b, distance, overlap, tau, p, chance
     "Top-k overlap, Kendall's τ and the overlap expected by chance for every pair of layers (`distance`: layers apart)."
     import pandas as pd
-    names, n = list(scores), len(next(iter(scores.values()))); k = min(k, n)
+    names, n = list(scores), len(next(iter(scores.values())))
+    k = min(k, n)
     other = scores if scores_b is None else scores_b
     pairs = itertools.combinations_with_replacement if scores_b is not None else itertools.combinations
     rows = [(a, b, j - i, topk_overlap(scores[a], other[b], k), *kendall_tau(scores[a], other[b]), overlap_chance(k, n))
@@ -215,7 +263,9 @@ def sslmem_by_set(scores:dict, # {layer: Tensor[N]} SSLMem normalised over all t
     rows = []
     for l, s in scores.items():
         r = dict(layer=l, **{f'mean_{k}': float(s[i].mean()) for k, i in index.items()})
-        for a, b in pairs: r[f'{a}_minus_{b}'] = r[f'mean_{a}'] - r[f'mean_{b}']; r[f'p_{a}_gt_{b}'] = p_greater(s[index[a]], s[index[b]])
+        for a, b in pairs:
+            r[f'{a}_minus_{b}'] = r[f'mean_{a}'] - r[f'mean_{b}']
+            r[f'p_{a}_gt_{b}'] = p_greater(s[index[a]], s[index[b]])
         rows.append(r)
     return with_holm(pd.DataFrame(rows), [f'p_{a}_gt_{b}' for a, b in pairs])
 
@@ -228,6 +278,7 @@ def side_by_side(results:dict, # {suffix: LayerMemResult} over the same layers (
         if k == '': continue
         f = r.to_frame()
         if df is None: df = f[['layer']].copy()
-        if f.layer.tolist() != df.layer.tolist(): raise ValueError(f"results {k!r} cover other layers than the main table.")
+        if f.layer.tolist() != df.layer.tolist():
+            raise ValueError(f"results {k!r} cover other layers than the main table.")
         for c in cols: df[f'{c}_{k}'] = f[c].values
     return df

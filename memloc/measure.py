@@ -33,14 +33,18 @@ def build_encoder(arch:str, # memloc name, 'torchvision:<name>' or 'timm:<name>'
     if arch.startswith('timm:'):
         import timm
         return timm.create_model(arch.split(':', 1)[1], pretrained=False, num_classes=0, **kw)
-    if arch not in ENCODERS: raise ValueError(
-        f"Unknown architecture {arch!r}: pass one of memloc's ({', '.join(ENCODERS)}), 'torchvision:<name>' or 'timm:<name>'.")
+    if arch not in ENCODERS:
+        raise ValueError(
+            f"Unknown architecture {arch!r}: pass one of memloc's ({', '.join(ENCODERS)}), "
+            "'torchvision:<name>' or 'timm:<name>'."
+        )
     return create_encoder(arch, **kw)
 
 def read_images(path, size:int|None=None)->Tensor:
     "(N, C, H, W) images from an ImageFolder-style folder (sorted, resized to `size`) or a tensor file."
     p = Path(path)
-    if not p.exists(): raise FileNotFoundError(f"No images at {p}: pass a folder of class sub-folders or a .pt tensor file.")
+    if not p.exists():
+        raise FileNotFoundError(f"No images at {p}: pass a folder of class sub-folders or a .pt tensor file.")
     if p.is_dir():
         from memloc.data import load_image
         from torchvision.datasets import ImageFolder
@@ -52,25 +56,38 @@ def read_images(path, size:int|None=None)->Tensor:
     x = as_images(x)
     if size and x.shape[-1] != size:
         from memloc.data import TensorData, resize_images
-        x = resize_images(TensorData(x if x.dtype == torch.uint8 else (x * 255).round().to(torch.uint8), torch.zeros(len(x), dtype=torch.long)), size).x
+        x = resize_images(
+            TensorData(
+                x if x.dtype == torch.uint8 else (x * 255).round().to(torch.uint8),
+                torch.zeros(len(x), dtype=torch.long),
+            ),
+            size,
+        ).x
     return x
 
 def read_indices(path, n:int, name:str)->Tensor:
     "A JSON list of distinct indices into the `n` images, or an error naming the file and the problem."
     try: idx = torch.tensor(json.loads(Path(path).read_text()), dtype=torch.long).flatten()
-    except (OSError, ValueError, TypeError, RuntimeError) as e: raise ValueError(f"--{name} {path}: not a JSON list of integers ({e}).") from e
+    except (OSError, ValueError, TypeError, RuntimeError) as e:
+        raise ValueError(f"--{name} {path}: not a JSON list of integers ({e}).") from e
     if len(idx) < 2: raise ValueError(f"--{name} {path} lists {len(idx)} points: pass at least 2.")
-    if int(idx.min()) < 0 or int(idx.max()) >= n: raise ValueError(f"--{name} {path} has indices outside [0, {n}), e.g. {idx[(idx < 0) | (idx >= n)][:3].tolist()}.")
-    if len(idx.unique()) != len(idx): raise ValueError(f"--{name} {path} repeats {len(idx) - len(idx.unique())} indices.")
+    if int(idx.min()) < 0 or int(idx.max()) >= n:
+        raise ValueError(
+            f"--{name} {path} has indices outside [0, {n}), e.g. {idx[(idx < 0) | (idx >= n)][:3].tolist()}."
+        )
+    if len(idx.unique()) != len(idx):
+        raise ValueError(f"--{name} {path} repeats {len(idx) - len(idx.unique())} indices.")
     return idx
 
 # %% ../nbs/lib/18_measure.ipynb #e51d4117
 def _fits(enc:nn.Module, x:Tensor, name:str):
     try:
         with torch.no_grad(): enc.eval()(x[:2].float() / 255 if x.dtype == torch.uint8 else x[:2].float())
-    except RuntimeError as e: raise ValueError(
-        f"The images ({tuple(x.shape[1:])}) do not fit {name} ({type(enc).__name__}): {str(e).splitlines()[0]} — pass --size "
-        "(the side the encoder was trained at) or images with its channels.") from e
+    except RuntimeError as e:
+        raise ValueError(
+            f"The images ({tuple(x.shape[1:])}) do not fit {name} ({type(enc).__name__}): {str(e).splitlines()[0]} — "
+            "pass --size (the side the encoder was trained at) or images with its channels."
+        ) from e
 
 def measure(f:nn.Module, g:nn.Module, x:Tensor, # the two encoders and all the images
             candidates:Tensor, independent:Tensor, extra:Tensor|None=None, # index sets into `x`
@@ -84,22 +101,39 @@ def measure(f:nn.Module, g:nn.Module, x:Tensor, # the two encoders and all the i
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             both = sets[a][torch.isin(sets[a], sets[b])]
-            if len(both): raise ValueError(f"{a} and {b} share {len(both)} points, e.g. {both[:3].tolist()}: each point is in one set.")
-    _fits(f, x, 'f'); _fits(g, x, 'g')
+            if len(both):
+                raise ValueError(
+                    f"{a} and {b} share {len(both)} points, e.g. {both[:3].tolist()}: each point is in one set."
+                )
+    _fits(f, x, 'f')
+    _fits(g, x, 'g')
     layers = common_layers([f, g], layers)
-    out = Path(out_dir or results_dir()/'measure'); cfg = dict(config or {}, n_aug=n_aug, top=top, seed=seed, layers=layers)
+    out = Path(out_dir or results_dir() / 'measure')
+    cfg = dict(config or {}, n_aug=n_aug, top=top, seed=seed, layers=layers)
     ends = torch.tensor([0] + [len(v) for v in sets.values()]).cumsum(0).tolist()
     at = {k: torch.arange(a, b) for k, a, b in zip(sets, ends[:-1], ends[1:])}
     pts = torch.cat([x[v] for v in sets.values()])
     af, ag = alignment([f, g], pts, layers, n_aug=n_aug, seed=seed)
     joint = {l: normalise_scores(ag[l] - af[l], 'range') for l in layers}
-    pairs = [('candidates', 'independent')] + ([('candidates', 'extra'), ('extra', 'independent')] if 'extra' in sets else [])
+    pairs = [('candidates', 'independent')] + (
+        [('candidates', 'extra'), ('extra', 'independent')] if 'extra' in sets else []
+    )
     tables = dict(sslmem_by_set=sslmem_by_set(joint, at, pairs=tuple(pairs)))
     c = x[sets['candidates']]
-    tables['layermem'] = layermem(f, g, c, layers=layers, top=min(top, len(c) // 2), n_random=None, n_aug=n_aug, seed=seed).to_frame()
+    tables['layermem'] = layermem(
+        f, g, c, layers=layers, top=min(top, len(c) // 2), n_random=None, n_aug=n_aug, seed=seed
+    ).to_frame()
     uf, ug = unitmem(f, c, layers=layers, n_aug=n_aug, seed=seed), unitmem(g, c, layers=layers, n_aug=n_aug, seed=seed)
-    rows = [dict(layer=l, units=len(uf[l]), mean_f=float(uf[l].mean()), mean_g=float(ug[l].mean()), **paired_summary(uf[l], ug[l], prefix='fg_'))
-            for l in uf]
+    rows = [
+        dict(
+            layer=l,
+            units=len(uf[l]),
+            mean_f=float(uf[l].mean()),
+            mean_g=float(ug[l].mean()),
+            **paired_summary(uf[l], ug[l], prefix='fg_'),
+        )
+        for l in uf
+    ]
     tables['unitmem_layers'] = with_holm(pd.DataFrame(rows), ['p_fg_paired'])
     for name, df in tables.items(): save_table(df, name, cfg, out, keys=['layer'])
     return tables
@@ -120,15 +154,21 @@ def measure_main(argv=None):
     p.add_argument('--f', required=True, help='checkpoint of the encoder trained on the candidates')
     p.add_argument('--g', required=True, help='checkpoint of the encoder trained the same way without them')
     p.add_argument('--arch', required=True, help="memloc encoder name, 'torchvision:<name>' or 'timm:<name>'")
-    p.add_argument('--arch-kw', nargs='*', default=[], metavar='KEY=VALUE', help='arguments of the architecture, e.g. width=0.5')
+    p.add_argument(
+        '--arch-kw', nargs='*', default=[], metavar='KEY=VALUE', help='arguments of the architecture, e.g. width=0.5'
+    )
     p.add_argument('--key', default=None, help="checkpoint entry holding the weights (e.g. teacher); default: found")
     p.add_argument('--images', required=True, help='a folder of class sub-folders of images, or a .pt tensor file')
     p.add_argument('--size', type=int, default=None, help='image side the encoder takes (folders: default 32)')
     p.add_argument('--candidates', required=True, help='JSON list of the indices f trained on and g did not')
     p.add_argument('--independent', required=True, help='JSON list of the indices g trained on and f did not')
     p.add_argument('--extra', default=None, help='JSON list of held-out indices neither saw (optional)')
-    p.add_argument('--layers', nargs='+', default=None, help='module names (default: memloc\'s layers for known networks)')
-    p.add_argument('--n-aug', type=int, default=10); p.add_argument('--top', type=int, default=50); p.add_argument('--seed', type=int, default=0)
+    p.add_argument(
+        '--layers', nargs='+', default=None, help='module names (default: memloc\'s layers for known networks)'
+    )
+    p.add_argument('--n-aug', type=int, default=10)
+    p.add_argument('--top', type=int, default=50)
+    p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out', default=None, help="tables' folder (default: ~/.cache/memloc/runs/figures/measure)")
     a = p.parse_args(argv)
     try:
@@ -136,10 +176,22 @@ def measure_main(argv=None):
         f = load_encoder(build_encoder(a.arch, **kw), a.f, key=a.key)
         g = load_encoder(build_encoder(a.arch, **kw), a.g, key=a.key)
         x = read_images(a.images, a.size)
-        sets = {k: read_indices(v, len(x), k) if v else None for k, v in (('candidates', a.candidates), ('independent', a.independent), ('extra', a.extra))}
-        cfg = dict(f=a.f, g=a.g, arch=a.arch, arch_kw=kw, images=a.images, size=a.size, **{k: getattr(a, k) for k in ('candidates', 'independent', 'extra')})
+        sets = {
+            k: read_indices(v, len(x), k) if v else None
+            for k, v in (('candidates', a.candidates), ('independent', a.independent), ('extra', a.extra))
+        }
+        cfg = dict(
+            f=a.f,
+            g=a.g,
+            arch=a.arch,
+            arch_kw=kw,
+            images=a.images,
+            size=a.size,
+            **{k: getattr(a, k) for k in ('candidates', 'independent', 'extra')},
+        )
         t = measure(f, g, x, **sets, layers=a.layers, n_aug=a.n_aug, top=a.top, seed=a.seed, out_dir=a.out, config=cfg)
-    except (FileNotFoundError, ValueError, KeyError, ImportError) as e: raise SystemExit(f"memloc-measure: {e}")
+    except (FileNotFoundError, ValueError, KeyError, ImportError) as e:
+        raise SystemExit(f"memloc-measure: {e}")
     bs = t['sslmem_by_set']
     print(bs[['layer', 'candidates_minus_independent', 'p_candidates_gt_independent']].to_string(index=False))
     print(f"tables in {Path(a.out) if a.out else results_dir()/'measure'}")

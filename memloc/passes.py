@@ -44,7 +44,8 @@ def call_aug(aug, # a callable batch -> batch, optionally taking `generator=`
     if takes or generator is None: return aug(x, generator=generator) if takes else aug(x)
     seed = int(torch.randint(2**62, (), generator=generator))
     with torch.random.fork_rng(devices=[x.device] if x.device.type != 'cpu' else [], device_type=x.device.type):
-        torch.manual_seed(seed); return aug(x)
+        torch.manual_seed(seed)
+        return aug(x)
 
 def _per_point_aug(aug, x:Tensor, reps:int, seed:int, start:int)->Tensor:
     "`aug` of `x.repeat_interleave(reps)` with point b's parameters drawn from `point_seed(seed, start + b)`."
@@ -160,15 +161,22 @@ def check_ran(encoder:nn.Module, layers:list, acts:dict, rows:int|None=None):
         "(a module called more than once, e.g. a shared block): only the last call's activations would be measured. "
         "Measure a module that runs once per forward (give each use its own module, or measure the input ':in' "
         "of the next one).")
-    if odd := {l: type(acts[l]).__name__ for l in layers if not isinstance(acts[l], Tensor)}: raise ValueError(
-        f"Layers {list(odd)} output {list(odd.values())}, not a tensor: measure a module whose output is a tensor (e.g. one "
-        "inside the module that returns the dict or tuple).")
-    bad = {l: tuple(acts[l].shape) for l in layers if rows is not None and (acts[l].dim() == 0 or acts[l].shape[0] != rows)}
-    if bad: raise ValueError(
-        f"Layers {list(bad)} give activations of shape {list(bad.values())} for {rows} images: their first dimension must "
-        "be the images (batch-first). A sequence-first module (e.g. nn.TransformerEncoderLayer(batch_first=False), "
-        "shape (tokens, images, dim)) mixes points and tokens: measure a batch-first point instead (a module built "
-        "with batch_first=True, or one after the encoder puts the batch first again).")
+    if odd := {l: type(acts[l]).__name__ for l in layers if not isinstance(acts[l], Tensor)}:
+        raise ValueError(
+            f"Layers {list(odd)} output {list(odd.values())}, not a tensor: measure a module whose output is a "
+            "tensor (e.g. one inside the module that returns the dict or tuple)."
+        )
+    bad = {
+        l: tuple(acts[l].shape) for l in layers if rows is not None and (acts[l].dim() == 0 or acts[l].shape[0] != rows)
+    }
+    if bad:
+        raise ValueError(
+            f"Layers {list(bad)} give activations of shape {list(bad.values())} for {rows} images: their first "
+            "dimension must be the images (batch-first). A sequence-first module (e.g. "
+            "nn.TransformerEncoderLayer(batch_first=False), "
+            "shape (tokens, images, dim)) mixes points and tokens: measure a batch-first point instead (a module built "
+            "with batch_first=True, or one after the encoder puts the batch first again)."
+        )
 
 # %% ../nbs/lib/07_passes.ipynb #8a5c3ceb
 def common_layers(encoders:list, layers=None)->list[str]:
@@ -218,7 +226,8 @@ def shard_info(shard:bool=False)->tuple[int, int]:
 def shard_objects(obj, shard:bool=True)->list:
     "`obj` from every process, in rank order (`[obj]` in one process); tensors in it should be on the CPU."
     if shard_info(shard)[1] == 1: return [obj]
-    out = [None] * dist.get_world_size(); dist.all_gather_object(out, obj)
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
     return out
 
 def _comm_device()->torch.device:
@@ -234,7 +243,9 @@ def merge_rows(rows:dict, # {key: Tensor (N, ...)}: this process's rows filled, 
     for k in keys:
         shape, dtype = next(s[k] for s in specs if k in s)
         t = rows[k] if k in rows else torch.zeros(shape, dtype=dtype)
-        c = t.to(_comm_device()); dist.all_reduce(c); out[k] = c.to(t.device)
+        c = t.to(_comm_device())
+        dist.all_reduce(c)
+        out[k] = c.to(t.device)
     return out
 
 # %% ../nbs/lib/07_passes.ipynb #606ad91c
@@ -254,8 +265,11 @@ def layer_passes(encoders:list, # encoders that all see the same views
     bs = check_batch_size(batch_size) or auto_batch_size(encoders[0], x, layers, per_point)
     rank, world = shard_info(shard)
     got = shard_objects((len(x), bs), shard)
-    if len({n for n, _ in got}) > 1: raise ValueError(
-        f"Sharded passes need the same points in every process, got {[n for n, _ in got]} by rank: pass the same images.")
+    if len({n for n, _ in got}) > 1:
+        raise ValueError(
+            f"Sharded passes need the same points in every process, got {[n for n, _ in got]} by rank: pass the same "
+            "images."
+        )
     bs = got[0][1]                                                  # rank 0's: every process cuts the same batches
     devs, starts = [encoder_device(e) for e in encoders], range(0, len(x), bs)[rank::world]
     with ExitStack() as stack:
@@ -270,5 +284,6 @@ def layer_passes(encoders:list, # encoders that all see the same views
                 check_ran(e, layers, a, len(v))
                 if shapes is None: shapes = {l: a[l].shape for l in layers}
                 else: check_shapes(shapes, a, j)
-                outs.append({l: reduce(l, a[l], len(xb)) for l in layers}); a.clear()
+                outs.append({l: reduce(l, a[l], len(xb)) for l in layers})
+                a.clear()
             yield i, len(xb), outs

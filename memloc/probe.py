@@ -16,7 +16,8 @@ __all__ = ['frozen_features', 'knn_predict', 'knn_accuracy', 'linear_probe']
 def frozen_features(encoder:nn.Module, x:Tensor, # (N, C, H, W) images, uint8 or floats in [0, 1]
                     batch_size:int=512, device=None)->Tensor: # (N, D) on the CPU
     "The encoder's output for every image of `x`, in batches, frozen."
-    own, dtype = encoder_device(encoder); x = as_images(x)                 # uint8, or floats in [0, 1]: checked
+    own, dtype = encoder_device(encoder)
+    x = as_images(x)  # uint8, or floats in [0, 1]: checked
     with evaluating(encoder):
         return torch.cat([encoder(to_float(x[i:i+batch_size], device or own).to(dtype)).flatten(1).float().cpu()
                           for i in range(0, len(x), batch_size)])
@@ -38,15 +39,21 @@ def _check_labels(train_y:Tensor, test_y:Tensor):
     "Probes need labelled images: refuse labels below 0 (memloc's 'unlabelled', e.g. STL10's unlabeled split)."
     for name, y in (('train', train_y), ('test', test_y)):
         if len(y) == 0: raise ValueError(f"The {name} set of the probe is empty.")
-        if int(torch.as_tensor(y).min()) < 0: raise ValueError(
-            f"The {name} labels hold {int((torch.as_tensor(y) < 0).sum())} unlabelled points (label -1): a probe needs labelled "
-            "images (for STL10, its labelled 'train' / 'test' splits, not 'unlabeled').")
+        if int(torch.as_tensor(y).min()) < 0:
+            raise ValueError(
+                f"The {name} labels hold {int((torch.as_tensor(y) < 0).sum())} unlabelled points (label -1): a probe "
+                "needs labelled images (for STL10, its labelled 'train' / 'test' splits, not 'unlabeled')."
+            )
 
-def knn_accuracy(encoder:nn.Module, train_x:Tensor, train_y:Tensor, test_x:Tensor, test_y:Tensor, k:int=200, t:float=0.1, **kw)->float:
+def knn_accuracy(encoder:nn.Module, train_x:Tensor, train_y:Tensor, test_x:Tensor, test_y:Tensor,
+                 k:int=200, t:float=0.1, **kw)->float:
     "Test accuracy of the weighted kNN classifier on `encoder`'s frozen features."
     _check_labels(train_y, test_y)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1: raise ValueError(f"k must be a positive int (neighbours), not {k!r}.")
-    pred = knn_predict(frozen_features(encoder, train_x, **kw), train_y, frozen_features(encoder, test_x, **kw), k=k, t=t)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int (neighbours), not {k!r}.")
+    pred = knn_predict(
+        frozen_features(encoder, train_x, **kw), train_y, frozen_features(encoder, test_x, **kw), k=k, t=t
+    )
     return (pred == test_y).float().mean().item()
 
 # %% ../nbs/lib/11_probe.ipynb #3c59c153
@@ -58,10 +65,13 @@ def linear_probe(encoder:nn.Module, train_x:Tensor, train_y:Tensor, test_x:Tenso
     mu, sd = ftr.mean(0), ftr.std(0) + 1e-6
     ftr, fte = (ftr - mu) / sd, (fte - mu) / sd
     n_classes = int(max(train_y.max(), test_y.max())) + 1
-    gen = make_generator(seed); torch.manual_seed(seed)
+    gen = make_generator(seed)
+    torch.manual_seed(seed)
     head = nn.Linear(ftr.shape[1], n_classes)
     opt = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=weight_decay)
     for _ in range(epochs):
         for idx in torch.randperm(len(ftr), generator=gen).split(batch_size):
-            opt.zero_grad(); F.cross_entropy(head(ftr[idx]), train_y[idx]).backward(); opt.step()
+            opt.zero_grad()
+            F.cross_entropy(head(ftr[idx]), train_y[idx]).backward()
+            opt.step()
     with torch.no_grad(): return (head(fte).argmax(1) == test_y).float().mean().item()

@@ -22,7 +22,8 @@ def fmt(x, digits:int=3)->str:
 
 def mean_std(values, digits:int=3)->str:
     "`mean ± std` (sample std, ddof=1) of `values`; the mean alone for a single value."
-    v = np.asarray(values, dtype=float); v = v[~np.isnan(v)]
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
     if len(v) == 0: return '–'
     return fmt(v.mean(), digits) if len(v) == 1 else f'{fmt(v.mean(), digits)} ± {fmt(v.std(ddof=1), digits)}'
 
@@ -37,7 +38,8 @@ def is_contrast(col:str)->bool:
 
 def _seed_interval(v)->tuple[float, float]:
     from memloc.stats import seed_test
-    t = seed_test(v); return t['ci_low'], t['ci_high']
+    t = seed_test(v)
+    return t['ci_low'], t['ci_high']
 
 def aggregate_seeds(df:pd.DataFrame, values:list[str]|None=None, by:list[str]|None=None)->pd.DataFrame:
     "Mean, std and count over `seed` of the `values` columns, grouped by `by`; seed-level intervals of contrasts; p-values listed."
@@ -69,7 +71,9 @@ def _sidecar(path:Path, config, **extra):
 def _check_name(name:str, what:str):
     "Refuse a name that is not a plain file name: a table or figure is written into its folder, never elsewhere."
     if not isinstance(name, str) or not name or name in ('.', '..') or Path(name).name != name or '\\' in name:
-        raise ValueError(f"The {what} name {name!r} must be a plain file name without folders: pass the folder as out_dir.")
+        raise ValueError(
+            f"The {what} name {name!r} must be a plain file name without folders: pass the folder as out_dir."
+        )
 
 def save_table(df:pd.DataFrame, name:str, config:dict|None=None, out_dir=None, digits:int=3,
                keys:list|None=None, # columns that identify a row across seeds; None: the non-numeric columns
@@ -77,7 +81,10 @@ def save_table(df:pd.DataFrame, name:str, config:dict|None=None, out_dir=None, d
                figure:str|None=None, # name of the figure function of this module that draws the table
                **extra)->Path:
     "Write `df` as `name.csv` (source of truth), `.md` and `.tex`, plus a `.json` provenance sidecar."
-    d = Path(out_dir or figures_dir()); _check_name(name, 'table'); d.mkdir(parents=True, exist_ok=True); p = d/f'{name}.csv'
+    d = Path(out_dir or figures_dir())
+    _check_name(name, 'table')
+    d.mkdir(parents=True, exist_ok=True)
+    p = d / f'{name}.csv'
     missing = [k for k in keys or [] if k not in df.columns]
     if missing: raise ValueError(f"keys {missing} are not columns of table {name!r} ({list(df.columns)}).")
     with atomic_path(p) as tmp: df.to_csv(tmp, index=False)
@@ -86,8 +93,16 @@ def save_table(df:pd.DataFrame, name:str, config:dict|None=None, out_dir=None, d
         if pd.api.types.is_float_dtype(shown[c]): shown[c] = shown[c].map(lambda v: fmt(v, digits))
     atomic_write_text(shown.to_markdown(index=False), p.with_suffix('.md'))
     atomic_write_text(shown.to_latex(index=False, escape=True), p.with_suffix('.tex'))
-    _sidecar(p.with_suffix('.json'), config, table=name, rows=len(df), keys=keys if keys is not None else default_keys(df), pooled=pooled,
-             figure=figure, **extra)
+    _sidecar(
+        p.with_suffix('.json'),
+        config,
+        table=name,
+        rows=len(df),
+        keys=keys if keys is not None else default_keys(df),
+        pooled=pooled,
+        figure=figure,
+        **extra,
+    )
     return p
 
 def default_keys(df:pd.DataFrame)->list[str]:
@@ -96,7 +111,10 @@ def default_keys(df:pd.DataFrame)->list[str]:
 
 def save_fig(fig, name:str, config:dict|None=None, out_dir=None, **extra)->Path:
     "Write `fig` as `name.png` and `name.pdf`, plus a `name.fig.json` provenance sidecar (a table `name` keeps `name.json`)."
-    d = Path(out_dir or figures_dir()); _check_name(name, 'figure'); d.mkdir(parents=True, exist_ok=True); p = d/f'{name}.png'
+    d = Path(out_dir or figures_dir())
+    _check_name(name, 'figure')
+    d.mkdir(parents=True, exist_ok=True)
+    p = d / f'{name}.png'
     for ext in ('png', 'pdf'):
         with atomic_path(p.with_suffix('.'+ext)) as tmp: fig.savefig(tmp, format=ext, dpi=150, bbox_inches='tight')
     _sidecar(d/f'{name}.fig.json', config, figure=name, **extra)

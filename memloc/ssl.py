@@ -24,7 +24,8 @@ def nt_xent(z1:Tensor, # (N, d) projections of the first views
             temperature:float=0.5, # softmax temperature
            )->Tensor:  # scalar loss
     "SimCLR's normalised-temperature cross-entropy loss over the `2N` views of a batch."
-    if z1.shape != z2.shape or z1.ndim != 2: raise ValueError(f"nt_xent needs two (N, d) tensors of one shape, got {tuple(z1.shape)} and {tuple(z2.shape)}.")
+    if z1.shape != z2.shape or z1.ndim != 2:
+        raise ValueError(f"nt_xent needs two (N, d) tensors of one shape, got {tuple(z1.shape)} and {tuple(z2.shape)}.")
     n = z1.shape[0]
     z = F.normalize(torch.cat([z1, z2]), dim=1)                          # (2N, d)
     sim = z @ z.T / temperature                                          # (2N, 2N)
@@ -56,7 +57,12 @@ class SSLMethod(nn.Module):
         return self.head(encoder(aug(x, generator))), self.head(encoder(aug(x, generator)))
 
 def _mlp(d_in, d_hidden, d_out, bn_last=False):
-    layers = [nn.Linear(d_in, d_hidden, bias=False), nn.BatchNorm1d(d_hidden), nn.ReLU(inplace=True), nn.Linear(d_hidden, d_out)]
+    layers = [
+        nn.Linear(d_in, d_hidden, bias=False),
+        nn.BatchNorm1d(d_hidden),
+        nn.ReLU(inplace=True),
+        nn.Linear(d_hidden, d_out),
+    ]
     return nn.Sequential(*layers, *([nn.BatchNorm1d(d_out, affine=False)] if bn_last else []))
 
 # %% ../nbs/lib/08_ssl.ipynb #e26c0ce6
@@ -67,7 +73,13 @@ class SimCLR(SSLMethod):
                  proj_dim:int=128, hidden_dim:int=512, # projection head sizes
                  aug=None): # batch -> batch augmentation; default `simclr_aug` at the image size
         super().__init__()
-        self.temperature, self.proj_dim, self.hidden_dim, self.aug, self.head = temperature, proj_dim, hidden_dim, aug, None
+        self.temperature, self.proj_dim, self.hidden_dim, self.aug, self.head = (
+            temperature,
+            proj_dim,
+            hidden_dim,
+            aug,
+            None,
+        )
     def setup(self, encoder):
         if self.head is None: self.head = _mlp(encoder.out_dim, self.hidden_dim, self.proj_dim)
         return self
@@ -92,7 +104,10 @@ class SimSiam(SSLMethod):
     def loss(self, encoder, x, y=None, generator=None):
         z1, z2 = self.two_views(encoder, x, generator)
         return simsiam_loss(self.predictor(z1), self.predictor(z2), z1, z2)
-    def config(self): return dict(name=self.name, proj_dim=self.proj_dim, pred_dim=self.pred_dim, aug=jsonable(self.aug))
+
+    def config(self):
+        return dict(name=self.name, proj_dim=self.proj_dim, pred_dim=self.pred_dim, aug=jsonable(self.aug))
+
 
 def simsiam_loss(p1:Tensor, p2:Tensor, # (N, d) predictor outputs of the two views
                  z1:Tensor, z2:Tensor, # (N, d) projections of the two views (targets: gradients stop here)
@@ -117,7 +132,8 @@ class Supervised(SSLMethod):
         if self.head is None: self.head = nn.Linear(encoder.out_dim, self.n_classes)
         return self
     def loss(self, encoder, x, y, generator=None):
-        if y is None or (y < 0).any(): raise ValueError("The supervised method needs labels; this dataset split is unlabeled.")
+        if y is None or (y < 0).any():
+            raise ValueError("The supervised method needs labels; this dataset split is unlabeled.")
         aug = self.aug or supervised_aug(x.shape[-1])
         return F.cross_entropy(self.head(encoder(aug(x, generator))), y)
     def config(self): return dict(name=self.name, n_classes=self.n_classes, aug=jsonable(self.aug))
@@ -129,8 +145,10 @@ def dino_loss(student_out:list[Tensor], # crops of the student, (B, K) logits ea
               student_temp:float=0.1, teacher_temp:float=0.04)->Tensor: # scalar
     "DINO's cross-entropy between the centred, sharpened teacher and the student, over all pairs of different crops."
     if not 0 < len(teacher_out) <= len(student_out) or len(student_out) < 2:
-        raise ValueError(f"dino_loss needs >= 2 student crops and 1..{len(student_out)} teacher crops (the first student "
-                         f"crops), got {len(student_out)} and {len(teacher_out)}.")
+        raise ValueError(
+            f"dino_loss needs >= 2 student crops and 1..{len(student_out)} teacher crops (the first student "
+            f"crops), got {len(student_out)} and {len(teacher_out)}."
+        )
     q = F.softmax((torch.stack(teacher_out) - center) / teacher_temp, dim=-1).detach()   # (T, B, K)
     logp = F.log_softmax(torch.stack(student_out) / student_temp, dim=-1)                # (S, B, K)
     ce = -torch.einsum('tbk,sbk->ts', q, logp) / q.shape[1]                              # (T, S) mean over the batch
@@ -161,7 +179,9 @@ class DINOHead(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, hidden_dim), nn.GELU(),
                                  nn.Linear(hidden_dim, bottleneck_dim))
         for m in self.mlp:
-            if isinstance(m, nn.Linear): nn.init.trunc_normal_(m.weight, std=0.02); nn.init.zeros_(m.bias)
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
         self.last_layer = weight_norm(nn.Linear(bottleneck_dim, out_dim, bias=False))
         g = self.last_layer.parametrizations.weight.original0                      # (out_dim, 1) row norms
         with torch.no_grad(): g.fill_(1.)
@@ -211,18 +231,26 @@ class DINO(SSLMethod):
                  center_momentum:float=0.9, momentum:float=0.996, # centre EMA; teacher EMA at the first step (-> 1)
                  aug:MultiCropAug|None=None): # crops (2 global first); default `MultiCropAug()`: 2 global + 8 local
         super().__init__()
-        self.out_dim, self.hidden_dim, self.bottleneck_dim, self.norm_last_layer = out_dim, hidden_dim, bottleneck_dim, norm_last_layer
+        self.out_dim, self.hidden_dim, self.bottleneck_dim, self.norm_last_layer = (
+            out_dim,
+            hidden_dim,
+            bottleneck_dim,
+            norm_last_layer,
+        )
         self.student_temp, self.teacher_temp, self.warmup_teacher_temp = student_temp, teacher_temp, warmup_teacher_temp
         self.teacher_temp_warmup, self.center_momentum, self.momentum = teacher_temp_warmup, center_momentum, momentum
         self.aug, self.head, self.teacher, self._student = aug if aug is not None else MultiCropAug(), None, None, []
-        self.batch_crops = True                  # crops of one side in one forward (DINO's); False: one per crop (for DP)
+        # crops of one side in one forward (DINO's); False: one per crop (for DP)
+        self.batch_crops = True
         self.register_buffer('center', torch.zeros(1, out_dim))
         first = warmup_teacher_temp if teacher_temp_warmup > 0 else teacher_temp         # the temperature of step 0
         self.register_buffer('teacher_temp_now', torch.tensor(first, dtype=torch.float64))
 
     def setup(self, encoder):
         if self.head is None:
-            self.head = DINOHead(encoder.out_dim, self.out_dim, self.hidden_dim, self.bottleneck_dim, self.norm_last_layer)
+            self.head = DINOHead(
+                encoder.out_dim, self.out_dim, self.hidden_dim, self.bottleneck_dim, self.norm_last_layer
+            )
             self.teacher = _no_dropout(copy.deepcopy(nn.Sequential(encoder, self.head))).requires_grad_(False)
         self._student = [encoder]
         return self
@@ -244,18 +272,30 @@ class DINO(SSLMethod):
     @torch.no_grad()
     def on_step(self, step:int, total_steps:int):
         "After optimiser step `step` (from 1): move the teacher towards the student, set the next teacher temperature."
-        if not self._student: raise RuntimeError("DINO.on_step before setup(encoder): call method.setup(encoder) first.")
+        if not self._student:
+            raise RuntimeError("DINO.on_step before setup(encoder): call method.setup(encoder) first.")
         m = ema_momentum(step - 1, total_steps, self.momentum)
         student = [*self._student[0].parameters(), *self.head.parameters()]
         for t, s in zip(self.teacher.parameters(), student, strict=True): t.mul_(m).add_((1 - m) * s.detach())
         self.teacher_temp_now.fill_(teacher_temperature(step, total_steps, self.teacher_temp, self.warmup_teacher_temp,
                                                         self.teacher_temp_warmup))
 
-    def config(self): return dict(name=self.name, out_dim=self.out_dim, hidden_dim=self.hidden_dim,
-                                  bottleneck_dim=self.bottleneck_dim, norm_last_layer=self.norm_last_layer,
-                                  student_temp=self.student_temp, teacher_temp=self.teacher_temp,
-                                  warmup_teacher_temp=self.warmup_teacher_temp, teacher_temp_warmup=self.teacher_temp_warmup,
-                                  center_momentum=self.center_momentum, momentum=self.momentum, aug=jsonable(self.aug))
+    def config(self):
+        return dict(
+            name=self.name,
+            out_dim=self.out_dim,
+            hidden_dim=self.hidden_dim,
+            bottleneck_dim=self.bottleneck_dim,
+            norm_last_layer=self.norm_last_layer,
+            student_temp=self.student_temp,
+            teacher_temp=self.teacher_temp,
+            warmup_teacher_temp=self.warmup_teacher_temp,
+            teacher_temp_warmup=self.teacher_temp_warmup,
+            center_momentum=self.center_momentum,
+            momentum=self.momentum,
+            aug=jsonable(self.aug),
+        )
+
 
 def teacher_state(method_state:dict)->dict:
     "The teacher encoder's weights in a DINO `method.state_dict()` (e.g. a checkpoint's 'method'), for `encoder.load_state_dict`."
@@ -279,7 +319,8 @@ def unpatchify(patches:Tensor, # (B, L, p·p·C) from `patchify`
     B, L, D = patches.shape
     H, W = hw or (int(round(L ** 0.5)) * p,) * 2
     h, w, C = H // p, W // p, D // (p * p)
-    if h * w != L or C * p * p != D: raise ValueError(f"{L} patches of {D} values do not make {H}x{W} images with patch side {p}.")
+    if h * w != L or C * p * p != D:
+        raise ValueError(f"{L} patches of {D} values do not make {H}x{W} images with patch side {p}.")
     return patches.reshape(B, h, w, p, p, C).permute(0, 5, 1, 3, 2, 4).reshape(B, C, H, W)
 
 # %% ../nbs/lib/08_ssl.ipynb #8b6dbceb
@@ -291,7 +332,9 @@ def random_masking(n:int, # images
     "MAE's per-image random masking: indices of the visible patches, the 0/1 mask (1: masked) and the unshuffling indices."
     n_keep = int(n_patches * (1 - mask_ratio))
     if not 0 <= mask_ratio < 1 or n_keep < 1:
-        raise ValueError(f"mask_ratio must be in [0, 1) and leave at least one of the {n_patches} patches visible, got {mask_ratio}.")
+        raise ValueError(
+            f"mask_ratio must be in [0, 1) and leave at least one of the {n_patches} patches visible, got {mask_ratio}."
+        )
     ids_shuffle = torch.rand(n, n_patches, generator=generator).argsort(dim=1, stable=True)   # (n, L)
     ids_restore = ids_shuffle.argsort(dim=1, stable=True)
     mask = (torch.arange(n_patches) >= n_keep).float().expand(n, -1).gather(1, ids_restore)
@@ -315,8 +358,10 @@ def _vit_of(encoder:nn.Module, method:str='MAE'):
     "The timm VisionTransformer `encoder.net` of a memloc ViT encoder, or a ValueError naming the fix."
     net, cls = getattr(encoder, 'net', None), vit_class()
     if cls is None or not isinstance(net, cls) or not hasattr(encoder, 'norm'):
-        raise ValueError(f"{method} needs a ViT encoder, e.g. memloc.encoders.create_encoder('vit_tiny'), got "
-                         f"{getattr(encoder, 'arch', type(encoder).__name__)}: it masks patch tokens, which only a ViT has.")
+        raise ValueError(
+            f"{method} needs a ViT encoder, e.g. memloc.encoders.create_encoder('vit_tiny'), got "
+            f"{getattr(encoder, 'arch', type(encoder).__name__)}: it masks patch tokens, which only a ViT has."
+        )
     return net
 
 def mae_encode(encoder:nn.Module, # a memloc ViT encoder
@@ -342,7 +387,8 @@ class MAEDecoder(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, n_prefix + n_patches, dim))
         self.blocks = nn.Sequential(*[Block(dim, heads, mlp_ratio=4., qkv_bias=True) for _ in range(depth)])
         self.norm, self.pred = nn.LayerNorm(dim), nn.Linear(dim, patch_dim)
-        nn.init.trunc_normal_(self.mask_token, std=0.02); nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        nn.init.trunc_normal_(self.mask_token, std=0.02)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
 
     def forward(self, latent:Tensor, # (B, n_prefix + L_keep, enc_dim) from `mae_encode`
                 ids_restore:Tensor, # (B, L) from `random_masking`
@@ -367,19 +413,34 @@ class MAE(SSLMethod):
                  aug=None): # batch -> batch augmentation before masking; None: none
         super().__init__()
         random_masking(1, 4, mask_ratio)                                           # checks mask_ratio
-        self.mask_ratio, self.decoder_dim, self.decoder_depth, self.decoder_heads = mask_ratio, decoder_dim, decoder_depth, decoder_heads
+        self.mask_ratio, self.decoder_dim, self.decoder_depth, self.decoder_heads = (
+            mask_ratio,
+            decoder_dim,
+            decoder_depth,
+            decoder_heads,
+        )
         self.norm_pix, self.aug, self.decoder = norm_pix, aug, None
     def setup(self, encoder):
-        net = _vit_of(encoder); pe = net.patch_embed
+        net = _vit_of(encoder)
+        pe = net.patch_embed
         if self.decoder is None:
-            self.decoder = MAEDecoder(net.embed_dim, pe.num_patches, pe.patch_size[0] * pe.patch_size[1] * pe.proj.in_channels,
-                                      self.decoder_dim, self.decoder_depth, self.decoder_heads, net.num_prefix_tokens)
+            self.decoder = MAEDecoder(
+                net.embed_dim,
+                pe.num_patches,
+                pe.patch_size[0] * pe.patch_size[1] * pe.proj.in_channels,
+                self.decoder_dim,
+                self.decoder_depth,
+                self.decoder_heads,
+                net.num_prefix_tokens,
+            )
         return self
     def loss(self, encoder, x, y=None, generator=None):
         p = _vit_of(encoder).patch_embed.patch_size[0]
         if self.aug is not None: x = self.aug(x, generator)
         target = patchify(encoder.norm(x), p)                                         # (B, L, p·p·C)
-        keep, mask, restore = (t.to(x.device) for t in random_masking(len(x), target.shape[1], self.mask_ratio, generator))
+        keep, mask, restore = (
+            t.to(x.device) for t in random_masking(len(x), target.shape[1], self.mask_ratio, generator)
+        )
         return mae_loss(self.decoder(mae_encode(encoder, x, keep), restore), target, mask, self.norm_pix)
     def config(self): return dict(name=self.name, mask_ratio=self.mask_ratio, decoder_dim=self.decoder_dim,
                                   decoder_depth=self.decoder_depth, decoder_heads=self.decoder_heads,

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from .augment import sslmem_aug
-from .passes import (VIEWS, check_n_aug, draw_views, split_views, common_layers, protocol_settings, default_aug, layer_passes, merge_rows)
+from .passes import VIEWS, check_n_aug, draw_views, split_views, common_layers, protocol_settings, default_aug
+from .passes import layer_passes, merge_rows
 from .core import as_images
 
 # %% auto #0
@@ -39,7 +40,8 @@ def normalise_scores(raw:Tensor, # (N,) raw scores A_g − A_f of the evaluated 
     "Normalise raw SSLMem scores over the evaluated set, or over its points `ref` with the same scale for all (zeros where max == min)."
     if norm not in NORMS: raise ValueError(f"norm must be one of {NORMS}, not {norm!r}.")
     if norm == 'none' or raw.numel() == 0: return raw
-    on = raw if ref is None else raw[ref]; lo, hi = on.min(), on.max()
+    on = raw if ref is None else raw[ref]
+    lo, hi = on.min(), on.max()
     if hi == lo: return torch.zeros_like(raw)
     return ((raw - lo) if norm == 'minmax' else raw) / (hi - lo)
 
@@ -65,7 +67,8 @@ def alignment(encoder:nn.Module|list, # an encoder, or a list of encoders that a
     "Mean ℓ2 distance between the L2-normalised layer outputs of each point's view pairs, at every layer."
     encoders = list(encoder) if isinstance(encoder, (list, tuple)) else [encoder]
     x, layers = as_images(images), common_layers(encoders, layers)
-    p = protocol_settings(protocol, 'sslmem', views=views, n_aug=n_aug); views, n_aug = p['views'], p['n_aug']
+    p = protocol_settings(protocol, 'sslmem', views=views, n_aug=n_aug)
+    views, n_aug = p['views'], p['n_aug']
     if views not in VIEWS: raise ValueError(f"views must be one of {VIEWS}, not {views!r}.")
     check_n_aug(n_aug)
     aug = default_aug(aug, protocol, sslmem_aug, x.shape[-1])
@@ -83,7 +86,8 @@ def alignment(encoder:nn.Module|list, # an encoder, or a list of encoders that a
 class SSLMemResult(dict):
     "`{layer: Tensor[N]}` of normalised SSLMem, with `raw` (`A_g − A_f` per layer) and the `config` actually used."
     def __init__(self, scores=(), raw=None, config=None):
-        super().__init__(scores); self.raw, self.config = raw or {}, config or {}
+        super().__init__(scores)
+        self.raw, self.config = raw or {}, config or {}
     def __repr__(self): return f"SSLMemResult({ {l: tuple(v.shape) for l, v in self.items()} }, {self.config})"
 
 def sslmem(f:nn.Module, # encoder trained on the points
@@ -108,5 +112,12 @@ def sslmem(f:nn.Module, # encoder trained on the points
         "pass more points, or norm='none' for the raw A_g − A_f.")
     a_f, a_g = alignment([f, g], images, layers, n_aug, views, aug, batch_size, seed, device, protocol, shard)
     raw = {l: a_g[l] - a_f[l] for l in a_f}
-    cfg = dict(n_points=len(next(iter(raw.values()))), n_aug=p['n_aug'], views=p['views'], norm=p['norm'], seed=seed, protocol=protocol)
+    cfg = dict(
+        n_points=len(next(iter(raw.values()))),
+        n_aug=p['n_aug'],
+        views=p['views'],
+        norm=p['norm'],
+        seed=seed,
+        protocol=protocol,
+    )
     return SSLMemResult({l: normalise_scores(r, p['norm']) for l, r in raw.items()}, raw, cfg)

@@ -19,7 +19,11 @@ __all__ = ['PADJUST', 'VERDICTS', 'ttest_greater', 'mannwhitney_greater', 'ttest
 # %% ../nbs/lib/01_stats.ipynb #5ba08db0
 def _np(a)->np.ndarray:
     "Any tensor, array, Series or list as a flat float64 NumPy array."
-    return a.detach().double().flatten().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a, dtype=float).ravel()
+    return (
+        a.detach().double().flatten().cpu().numpy()
+        if isinstance(a, torch.Tensor)
+        else np.asarray(a, dtype=float).ravel()
+    )
 
 # %% ../nbs/lib/01_stats.ipynb #8481af37
 def ttest_greater(a, b)->tuple[float, float]:
@@ -52,7 +56,8 @@ def beyond_random(x:float, # the score of the chosen option
                   draws, # scores of the random draws
                  )->float: # one-sided p-value that `x` beats a random draw
     "P(a further random draw scores >= `x`): the one-sided prediction-interval t test of `x` against the `draws`."
-    r = _np(draws); r = r[~np.isnan(r)]
+    r = _np(draws)
+    r = r[~np.isnan(r)]
     if len(r) < 2 or np.isnan(x): return float('nan')
     m, s = r.mean(), r.std(ddof=1)
     if s == 0: return 0. if x > m else 1.
@@ -70,7 +75,8 @@ def _top(scores, k:int)->set:
 def topk_overlap(a, b, # (N,) per-point scores of two layers
                  k:int=100)->float: # percent of the k highest of `a` that are among the k highest of `b`
     "Overlap (%) of the `k` highest-scoring points of two score vectors."
-    if not 0 < k <= len(a) or len(a) != len(b): raise ValueError(f"k={k} needs 1..{len(a)} points and equal lengths ({len(a)}, {len(b)}).")
+    if not 0 < k <= len(a) or len(a) != len(b):
+        raise ValueError(f"k={k} needs 1..{len(a)} points and equal lengths ({len(a)}, {len(b)}).")
     return 100. * len(_top(a, k) & _top(b, k)) / k
 
 def overlap_chance(k:int, n:int)->float:
@@ -92,7 +98,8 @@ PADJUST = ('holm', 'bh')
 
 def combine_pvalues(ps)->float:
     "Fisher's combination of independent p-values (e.g. one per seed); NaNs are ignored, none left gives NaN."
-    p = _np(ps); p = p[~np.isnan(p)]
+    p = _np(ps)
+    p = p[~np.isnan(p)]
     if len(p) == 0: return float('nan')
     if len(p) == 1: return float(p[0])
     return float(stats.combine_pvalues(np.clip(p, 1e-300, 1), method='fisher').pvalue)
@@ -100,13 +107,20 @@ def combine_pvalues(ps)->float:
 def adjust_pvalues(ps, method:str='holm')->np.ndarray:
     "p-values adjusted for multiple testing: 'holm' (family-wise error rate) or 'bh' (false discovery rate)."
     if method not in PADJUST: raise ValueError(f"method must be one of {PADJUST}, not {method!r}.")
-    p = _np(ps); out = np.full_like(p, np.nan); ok = ~np.isnan(p)
+    p = _np(ps)
+    out = np.full_like(p, np.nan)
+    ok = ~np.isnan(p)
     if not ok.any(): return out
     q = p[ok]
-    if method == 'bh': out[ok] = stats.false_discovery_control(q, method='bh'); return out
-    order = np.argsort(q); m = len(q)
+    if method == 'bh':
+        out[ok] = stats.false_discovery_control(q, method='bh')
+        return out
+    order = np.argsort(q)
+    m = len(q)
     adj = np.maximum.accumulate((m - np.arange(m)) * q[order])
-    res = np.empty(m); res[order] = np.minimum(adj, 1.); out[ok] = res
+    res = np.empty(m)
+    res[order] = np.minimum(adj, 1.0)
+    out[ok] = res
     return out
 
 def with_holm(df:pd.DataFrame, cols:list)->pd.DataFrame:
@@ -118,8 +132,11 @@ def bootstrap_ci(values, # the sample (e.g. f − g per unit)
                  level:float=0.95, # coverage of the interval
                  n_resamples:int=2000, seed:int=0)->tuple[float, float]:
     "Percentile bootstrap interval for the mean of `values`: `(low, high)`; a constant sample gives its value twice."
-    v = _np(values); v = v[~np.isnan(v)]
-    if len(v) < 2 or np.all(v == v[0]): m = float(v.mean()) if len(v) else float('nan'); return m, m
+    v = _np(values)
+    v = v[~np.isnan(v)]
+    if len(v) < 2 or np.all(v == v[0]):
+        m = float(v.mean()) if len(v) else float('nan')
+        return m, m
     r = stats.bootstrap((v,), np.mean, confidence_level=level, n_resamples=n_resamples, method='percentile',
                         random_state=np.random.default_rng(seed))
     return float(r.confidence_interval.low), float(r.confidence_interval.high)
@@ -147,7 +164,9 @@ def seed_test(effects, # one effect per independently trained seed (NaNs dropped
               level:float=0.95, # coverage of the two-sided interval
              )->dict: # n, mean, sd, t, p (one-sided, mean > 0), p_wilcoxon, ci_low, ci_high
     "The seed-level test of a claim: one-sided one-sample t-test that the mean per-seed effect exceeds 0, with its t interval."
-    e = _np(effects); e = e[~np.isnan(e)]; n = len(e)
+    e = _np(effects)
+    e = e[~np.isnan(e)]
+    n = len(e)
     out = dict(n=n, mean=float(e.mean()) if n else math.nan, sd=float(e.std(ddof=1)) if n > 1 else math.nan)
     if n < 2: return dict(out, t=math.nan, p=math.nan, p_wilcoxon=math.nan, ci_low=math.nan, ci_high=math.nan)
     if out['sd'] == 0:
@@ -157,7 +176,14 @@ def seed_test(effects, # one effect per independently trained seed (NaNs dropped
     r = stats.ttest_1samp(e, 0., alternative='greater')
     half = stats.t.ppf(0.5 + level / 2, n - 1) * out['sd'] / math.sqrt(n)
     pw = float(stats.wilcoxon(e, alternative='greater').pvalue) if np.any(e != 0) else 1.
-    return dict(out, t=float(r.statistic), p=float(r.pvalue), p_wilcoxon=pw, ci_low=out['mean'] - half, ci_high=out['mean'] + half)
+    return dict(
+        out,
+        t=float(r.statistic),
+        p=float(r.pvalue),
+        p_wilcoxon=pw,
+        ci_low=out['mean'] - half,
+        ci_high=out['mean'] + half,
+    )
 
 def minimal_effect(sd:float, # between-seed standard deviation of the per-seed effect
                    n:int, # seeds
@@ -179,7 +205,8 @@ def test_power(effect:float, sd:float, n:int, alpha:float=0.05)->float:
 def hierarchical_bootstrap(groups, # one array per seed: the within-seed values (points, units)
                            level:float=0.95, n_resamples:int=2000, seed:int=0)->tuple[float, float]:
     "Percentile interval of the mean of per-seed means, resampling seeds and then the values within each resampled seed."
-    gs = [v[~np.isnan(v)] for v in map(_np, groups)]; gs = [v for v in gs if len(v)]
+    gs = [v[~np.isnan(v)] for v in map(_np, groups)]
+    gs = [v for v in gs if len(v)]
     if len(gs) < 2: return math.nan, math.nan
     rng, k, n = np.random.default_rng(seed), len(gs), np.array([len(v) for v in gs])
     vals = np.zeros((k, n.max()))                                                  # the values, padded to (k, max n)

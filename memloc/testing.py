@@ -63,7 +63,8 @@ def one_image_output(encoder:nn.Module, spec:str, img:Tensor)->Tensor:
          m.register_forward_hook(lambda m, a, o: box.append(o.clone())))
     try:
         with torch.no_grad(): encoder.eval()(img[None])
-    finally: h.remove()
+    finally:
+        h.remove()
     return box[0][0]
 
 # %% ../nbs/lib/05_testing.ipynb #7e39be3b

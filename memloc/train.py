@@ -22,7 +22,8 @@ __all__ = ['LOOP_VERSION', 'OPTIMIZERS', 'SCHEDULES', 'epoch_generator', 'batche
            'pair_config', 'pair_dir', 'train_pair', 'load_pair', 'load_snapshots']
 
 # %% ../nbs/lib/09_train.ipynb #d41c6306
-LOOP_VERSION = 3   # part of every run's config and cache key: bump it whenever `train` would give other weights for one config
+# part of every run's config and cache key: bump it whenever `train` would give other weights for one config
+LOOP_VERSION = 3
                    # (1: the last short batch of an epoch was dropped; 2: every point once per epoch;
                    #  3: convolutions train in channels_last, other float rounding)
 
@@ -61,7 +62,8 @@ class Engine:
     channels_last = True     # 1.25x faster training on a CPU than the default layout (bench/train.py); same values
     def prepare(self, encoder:nn.Module, method:SSLMethod, opt, n:int, batch_size:int, epochs:int):
         "Return the `(encoder, method, opt)` the steps use (wrapped, e.g. for per-sample gradients or DDP)."
-        if self.channels_last: encoder.to(memory_format=torch.channels_last)    # in place: the optimiser keeps its parameters
+        # in place: the optimiser keeps its parameters
+        if self.channels_last: encoder.to(memory_format=torch.channels_last)
         return encoder, method, opt
     def batches(self, n:int, batch_size:int, generator)->list[Tensor]: return batches(n, batch_size, generator)
     def steps_per_epoch(self, n:int, batch_size:int)->int: return -(-n // batch_size)
@@ -83,12 +85,15 @@ def ssl_step(encoder:nn.Module, method:SSLMethod, opt:torch.optim.Optimizer,
     "One optimisation step of `method`'s loss on batch `x`; returns the loss."
     opt.zero_grad(set_to_none=True)
     loss = method.loss(encoder, x, y, generator)
-    if not torch.isfinite(loss): raise FloatingPointError(f"The {method.name} loss became {loss.item()}: lower the learning rate.")
-    loss.backward(); opt.step()
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"The {method.name} loss became {loss.item()}: lower the learning rate.")
+    loss.backward()
+    opt.step()
     return loss.item()
 
 # %% ../nbs/lib/09_train.ipynb #3ae54458
-def save_ckpt(path, encoder, method, opt, epoch:int, config:dict, history:list, schedule=None, engine:Engine|None=None)->Path:
+def save_ckpt(path, encoder, method, opt, epoch:int, config:dict, history:list,
+              schedule=None, engine:Engine|None=None)->Path:
     "Write the full training state after `epoch` atomically, with a JSON provenance sidecar."
     path = Path(path)
     atomic_save(dict(encoder=encoder.state_dict(), method=method.state_dict(), opt=opt.state_dict(),
@@ -96,8 +101,13 @@ def save_ckpt(path, encoder, method, opt, epoch:int, config:dict, history:list, 
                      engine=engine.state_dict() if engine is not None else {},
                      epoch=epoch, config=jsonable(config), history=history), path)
     extra = engine.summary() if engine is not None else {}
-    atomic_write_text(json.dumps(provenance(config, config.get('seed'), epoch=epoch, loss=history[-1] if history else None, **extra), indent=1),
-                      path.with_suffix('.json'))
+    atomic_write_text(
+        json.dumps(
+            provenance(config, config.get('seed'), epoch=epoch, loss=history[-1] if history else None, **extra),
+            indent=1,
+        ),
+        path.with_suffix('.json'),
+    )
     return path
 
 _IDENTITY = ('trained_on', 'network')   # fingerprints of the data a checkpoint was trained on and of its network
@@ -115,13 +125,17 @@ def load_ckpt(path, encoder, method, opt, config:dict, schedule=None)->tuple[int
     ck = safe_load(path)
     old = json.loads(json.dumps(ck.get('config', {}), default=str))
     if unrecorded := [k for k in _IDENTITY if k not in old and k in config]:       # written before memloc recorded them
-        warnings.warn(f"Checkpoint {path} does not record its {' and '.join(unrecorded)} (written by an older memloc): "
-                      "it is resumed on its settings alone. Delete it to be sure it was trained on this data and network.")
+        warnings.warn(
+            f"Checkpoint {path} does not record its {' and '.join(unrecorded)} (written by an older memloc): "
+            "it is resumed on its settings alone. Delete it to be sure it was trained on this data and network."
+        )
         old.update({k: config[k] for k in unrecorded})
     diff = _config_diff(old, json.loads(json.dumps(config, default=str)))
     if diff: raise ValueError(f"Checkpoint {path} belongs to a run with other settings ({'; '.join(diff)}). "
                               "Delete it or pass another checkpoint path.")
-    encoder.load_state_dict(ck['encoder']); method.load_state_dict(ck['method']); opt.load_state_dict(ck['opt'])
+    encoder.load_state_dict(ck['encoder'])
+    method.load_state_dict(ck['method'])
+    opt.load_state_dict(ck['opt'])
     if schedule is not None and ck.get('schedule'): schedule.load_state_dict(ck['schedule'])
     return ck['epoch'], ck['history'], ck.get('engine', {})
 
@@ -156,35 +170,86 @@ def train(encoder:nn.Module, method:SSLMethod, data:TensorData,
           engine:Engine|None=None, # how steps are taken (None: `Engine()`, plain)
          )->TrainRecord:
     "Train `encoder` with `method` on `data` for `epochs`, checkpointing every epoch; resumes from `ckpt`."
-    _check_count('epochs', epochs); _check_count('batch_size', batch_size)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr >= 0: raise ValueError(f"lr must be a number >= 0, not {lr!r}.")
+    _check_count('epochs', epochs)
+    _check_count('batch_size', batch_size)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr >= 0:
+        raise ValueError(f"lr must be a number >= 0, not {lr!r}.")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**40: raise ValueError(
         f"seed must be an int in [0, 2**40), not {seed!r}: every epoch's generator is seeded from it.")
-    if not isinstance(data, TensorData): raise TypeError(
-        f"train needs a TensorData (images and labels), not {type(data).__name__}: wrap a tensor as TensorData(x, torch.full((len(x),), -1)).")
-    if len(data) < 2 or (batch_size < 2 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in encoder.modules())):
-        raise ValueError(f"Training with BatchNorm needs at least 2 images per batch ({len(data)} images, batch_size {batch_size}): "
-                         "pass more data or a larger batch_size.")
+    if not isinstance(data, TensorData):
+        raise TypeError(
+            f"train needs a TensorData (images and labels), not {type(data).__name__}: wrap a tensor as "
+            "TensorData(x, torch.full((len(x),), -1))."
+        )
+    if len(data) < 2 or (
+        batch_size < 2 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in encoder.modules())
+    ):
+        raise ValueError(
+            f"Training with BatchNorm needs at least 2 images per batch ({len(data)} images, batch_size {batch_size}): "
+            "pass more data or a larger batch_size."
+        )
     if late := [e for e in snapshot_epochs if not 0 <= e <= epochs]: raise ValueError(
         f"snapshot_epochs {late} lie outside 0..{epochs} (the epochs trained): no snapshot could be kept for them.")
     device, engine = check_device(device) or default_device(), engine or Engine()
-    method.setup(encoder); encoder.to(device); method.to(device)
-    opt = make_optimizer(optimizer, [p for p in (*encoder.parameters(), *method.parameters()) if p.requires_grad], lr, weight_decay)
+    method.setup(encoder)
+    encoder.to(device)
+    method.to(device)
+    opt = make_optimizer(
+        optimizer, [p for p in (*encoder.parameters(), *method.parameters()) if p.requires_grad], lr, weight_decay
+    )
     spe = engine.steps_per_epoch(len(data), batch_size)
     sched = make_schedule(opt, schedule, epochs * spe, warmup_epochs * spe)
-    config = jsonable(dict(config or {}, method=method.config(), epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                           seed=seed, n=len(data), trained_on=data.fingerprint(), network=_network(encoder), loop=LOOP_VERSION,
-                           **_recipe(optimizer, schedule, warmup_epochs, engine)))
+    config = jsonable(
+        dict(
+            config or {},
+            method=method.config(),
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            seed=seed,
+            n=len(data),
+            trained_on=data.fingerprint(),
+            network=_network(encoder),
+            loop=LOOP_VERSION,
+            **_recipe(optimizer, schedule, warmup_epochs, engine),
+        )
+    )
     if ckpt: clean_tmp(Path(ckpt).parent)
-    start, history, state = load_ckpt(ckpt, encoder, method, opt, config, sched) if ckpt and Path(ckpt).exists() else (0, [], {})
-    if ckpt and start == 0 and 0 in snapshot_epochs and engine.writes(): atomic_save(encoder.state_dict(), snapshot_path(ckpt, 0))
+    start, history, state = (
+        load_ckpt(ckpt, encoder, method, opt, config, sched) if ckpt and Path(ckpt).exists() else (0, [], {})
+    )
+    if ckpt and start == 0 and 0 in snapshot_epochs and engine.writes():
+        atomic_save(encoder.state_dict(), snapshot_path(ckpt, 0))
     if missed := [e for e in snapshot_epochs if ckpt and start and e <= start and not snapshot_path(ckpt, e).exists()]:
-        warnings.warn(f"{ckpt} was trained to epoch {start} without the weight snapshots of epochs {missed} asked for now; "
-                      f"the record lists the snapshots that exist. Delete {Path(ckpt).parent} to train it again with them.")
-    model, meth, step_opt = engine.prepare(encoder, method, opt, len(data), batch_size, epochs); engine.load_state_dict(state)
-    try: history = _epochs(model, meth, step_opt, sched, engine, data, batch_size, seed, start, epochs, spe, history, device,
-                           progress, ckpt, snapshot_epochs, (encoder, method, opt, config))
-    finally: engine.finish()
+        warnings.warn(
+            f"{ckpt} was trained to epoch {start} without the weight snapshots of epochs {missed} asked for now; "
+            f"the record lists the snapshots that exist. Delete {Path(ckpt).parent} to train it again with them."
+        )
+    model, meth, step_opt = engine.prepare(encoder, method, opt, len(data), batch_size, epochs)
+    engine.load_state_dict(state)
+    try:
+        history = _epochs(
+            model,
+            meth,
+            step_opt,
+            sched,
+            engine,
+            data,
+            batch_size,
+            seed,
+            start,
+            epochs,
+            spe,
+            history,
+            device,
+            progress,
+            ckpt,
+            snapshot_epochs,
+            (encoder, method, opt, config),
+        )
+    finally:
+        engine.finish()
     encoder.eval()
     snaps = {e: snapshot_path(ckpt, e) for e in snapshot_epochs if ckpt and snapshot_path(ckpt, e).exists()}
     return TrainRecord(encoder, history, Path(ckpt) if ckpt else None, snaps, config, engine.summary(), start)
@@ -193,19 +258,26 @@ def _epochs(model, meth, step_opt, sched, engine, data, batch_size, seed, start,
             ckpt, snapshot_epochs, saved)->list:
     "The epochs `start..epochs` of `train`; `saved` are the raw (encoder, method, opt, config) the checkpoints hold."
     encoder, method, opt, config = saved
-    x = data.x.to(device); y = data.y.to(device) if method.needs_labels else None
-    model.train(); meth.train()
+    x = data.x.to(device)
+    y = data.y.to(device) if method.needs_labels else None
+    model.train()
+    meth.train()
     bar = progress_bar(range(start, epochs), initial=start, total=epochs, disable=not progress, desc=method.name)
     for epoch in bar:
-        gen, losses = epoch_generator(seed, epoch), []; engine.epoch_start(epoch, seed)
+        gen, losses = epoch_generator(seed, epoch), []
+        engine.epoch_start(epoch, seed)
         for idx in engine.batches(len(x), batch_size, gen):
             idx = idx.to(device)
             losses.append(ssl_step(model, meth, step_opt, to_float(x[idx]), None if y is None else y[idx], gen))
-            sched.step(); engine.after_step(); meth.on_step(sched.last_epoch, epochs * spe)
-        history.append(engine.reduce_loss(sum(losses) / max(len(losses), 1))); bar.set_postfix(loss=f'{history[-1]:.4f}')
+            sched.step()
+            engine.after_step()
+            meth.on_step(sched.last_epoch, epochs * spe)
+        history.append(engine.reduce_loss(sum(losses) / max(len(losses), 1)))
+        bar.set_postfix(loss=f'{history[-1]:.4f}')
         if ckpt and engine.writes():
             if (epoch + 1) in snapshot_epochs: atomic_save(encoder.state_dict(), snapshot_path(ckpt, epoch + 1))
-            save_ckpt(ckpt, encoder, method, opt, epoch + 1, config, history, sched, engine)   # after the snapshot: a kill loses neither
+            # after the snapshot: a kill loses neither
+            save_ckpt(ckpt, encoder, method, opt, epoch + 1, config, history, sched, engine)
     return history
 
 def _recipe(optimizer, schedule, warmup_epochs, engine)->dict:
@@ -228,11 +300,15 @@ def calibrate_bn(encoder:nn.Module,
     from memloc.augment import simclr_aug
     bns = [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns: return encoder.eval()
-    x = getattr(data, 'x', data); aug = aug or simclr_aug(x.shape[-1])
-    if len(x) == 0: raise ValueError("calibrate_bn needs images to estimate the BatchNorm statistics on: the data is empty.")
+    x = getattr(data, 'x', data)
+    aug = aug or simclr_aug(x.shape[-1])
+    if len(x) == 0:
+        raise ValueError("calibrate_bn needs images to estimate the BatchNorm statistics on: the data is empty.")
     device = device or next(encoder.parameters()).device
     saved = [(m, m.momentum) for m in bns]
-    for m in bns: m.reset_running_stats(); m.momentum = None                     # cumulative average over all batches
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over all batches
     encoder.train()
     try:
         with torch.no_grad():
@@ -258,14 +334,32 @@ class Pair:
     def g(self)->nn.Module: return self.records['g'].encoder
     def __iter__(self): return iter((self.f, self.g))
 
-_TRAINED_SETS = ('shared', 'candidates', 'independent', 'canary_candidates', 'canary_independent')  # the canary sets only when planted
+# the canary sets only when planted
+_TRAINED_SETS = ('shared', 'candidates', 'independent', 'canary_candidates', 'canary_independent')
 
-def pair_config(data:TensorData, split:Split, arch:str, method:SSLMethod, encoder_kw:dict, init_seed:int, **recipe)->dict:
+def pair_config(data:TensorData, split:Split, arch:str, method:SSLMethod, encoder_kw:dict, init_seed:int,
+                **recipe)->dict:
     "Everything that determines a trained f / g pair."
-    return jsonable(dict(dataset=data.name, data=data.fingerprint(), n=len(data),
-                         split=config_hash({k: getattr(split, k).tolist() for k in _TRAINED_SETS if getattr(split, k).numel()
-                                            or k in ('shared', 'candidates', 'independent')}),
-                         arch=arch, encoder_kw=encoder_kw, method=method.config(), init_seed=init_seed, loop=LOOP_VERSION, **recipe))
+    return jsonable(
+        dict(
+            dataset=data.name,
+            data=data.fingerprint(),
+            n=len(data),
+            split=config_hash(
+                {
+                    k: getattr(split, k).tolist()
+                    for k in _TRAINED_SETS
+                    if getattr(split, k).numel() or k in ('shared', 'candidates', 'independent')
+                }
+            ),
+            arch=arch,
+            encoder_kw=encoder_kw,
+            method=method.config(),
+            init_seed=init_seed,
+            loop=LOOP_VERSION,
+            **recipe,
+        )
+    )
 
 def pair_dir(config:dict, root=None)->Path:
     "The folder of the pair trained with `config` in the run cache."
@@ -292,17 +386,33 @@ def train_pair(data:TensorData, split:Split, arch:str='resnet9', method:str='sim
         eng = engine(m) if callable(engine) and not isinstance(engine, Engine) else copy.deepcopy(engine)
         return enc, m, eng
     _, m0, e0 = build()
-    extra = _recipe(optimizer, schedule, warmup_epochs, e0 or Engine())           # only what differs from Adam / constant / plain
-    cfg = pair_config(data, split, arch, m0, encoder_kw, init_seed, **recipe, **extra, **({'modules': modules} if modules else {}))
-    d = pair_dir(cfg, root); split.save(d/'split.json')
+    # only what differs from Adam / constant / plain
+    extra = _recipe(optimizer, schedule, warmup_epochs, e0 or Engine())
+    cfg = pair_config(
+        data, split, arch, m0, encoder_kw, init_seed, **recipe, **extra, **({'modules': modules} if modules else {})
+    )
+    d = pair_dir(cfg, root)
+    split.save(d / 'split.json')
     recs = {}
     if not roles or set(roles) - {'f', 'g'}: raise ValueError(f"roles must name 'f' and/or 'g', not {roles!r}.")
     for name, idx in (('f', split.f_train), ('g', split.g_train)):
         if name not in roles: continue
         enc, m, eng = build()
-        recs[name] = train(enc, m, data[idx], ckpt=d/f'{name}.pt', config=dict(cfg, role=name), snapshot_epochs=snapshot_epochs,
-                           device=device, progress=progress, optimizer=optimizer, schedule=schedule, warmup_epochs=warmup_epochs,
-                           engine=eng, **recipe)
+        recs[name] = train(
+            enc,
+            m,
+            data[idx],
+            ckpt=d / f'{name}.pt',
+            config=dict(cfg, role=name),
+            snapshot_epochs=snapshot_epochs,
+            device=device,
+            progress=progress,
+            optimizer=optimizer,
+            schedule=schedule,
+            warmup_epochs=warmup_epochs,
+            engine=eng,
+            **recipe,
+        )
     return Pair(recs, d, cfg)
 
 def load_pair(config:dict, root=None,
@@ -313,8 +423,12 @@ def load_pair(config:dict, root=None,
     make_encoder = make_encoder or (lambda: create_encoder(config['arch'], **config['encoder_kw']))
     for name in 'fg':
         ck = safe_load(d/f'{name}.pt')
-        if ck['epoch'] < config['epochs']: raise RuntimeError(f"{d/name}.pt stopped at epoch {ck['epoch']} of {config['epochs']}: run train_pair again to finish it.")
-        enc = make_encoder(); enc.load_state_dict(ck['encoder'])
+        if ck['epoch'] < config['epochs']:
+            raise RuntimeError(
+                f"{d/name}.pt stopped at epoch {ck['epoch']} of {config['epochs']}: run train_pair again to finish it."
+            )
+        enc = make_encoder()
+        enc.load_state_dict(ck['encoder'])
         snaps = {int(p.stem.rsplit('.e', 1)[1]): p for p in d.glob(f'{name}.e*.pt')}
         recs[name] = TrainRecord(enc.eval(), ck['history'], d/f'{name}.pt', dict(sorted(snaps.items())), ck['config'])
     return Pair(recs, d, config)
@@ -323,10 +437,14 @@ def load_snapshots(record:TrainRecord, arch:str, encoder_kw:dict|None=None, make
                    expect=None, # epochs that must have a snapshot (e.g. `experiment_snapshots(cfg)`); None: whatever exists
                   )->list[tuple[int, nn.Module]]:
     "`(epoch, encoder)` for every weight snapshot of a training run, by epoch (`make_encoder()`: see `load_pair`)."
-    if missing := sorted(set(expect or ()) - set(record.snapshots)): raise FileNotFoundError(
-        f"The run in {record.ckpt} has no weight snapshot of epochs {missing} (it was trained before they were asked for). "
-        f"Delete {record.ckpt.parent if record.ckpt else 'it'} and run again to train it with them.")
+    if missing := sorted(set(expect or ()) - set(record.snapshots)):
+        raise FileNotFoundError(
+            f"The run in {record.ckpt} has no weight snapshot of epochs {missing} (it was trained before they were "
+            f"asked for). Delete {record.ckpt.parent if record.ckpt else 'it'} and run again to train it with them."
+        )
     make_encoder, out = make_encoder or (lambda: create_encoder(arch, **(encoder_kw or {}))), []
     for e, p in sorted(record.snapshots.items()):
-        enc = make_encoder(); enc.load_state_dict(safe_load(p)); out.append((e, enc.eval()))
+        enc = make_encoder()
+        enc.load_state_dict(safe_load(p))
+        out.append((e, enc.eval()))
     return out

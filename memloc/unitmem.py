@@ -10,7 +10,8 @@ from .core import make_generator
 from .features import capture, resolve_layers, evaluating, unit_reduce
 from .encoders import unit_layers, unit_negative
 from .augment import unitmem_aug
-from .passes import (draw_views, protocol_settings, default_aug, layer_passes, shard_info, shard_objects, merge_rows, check_n_aug)
+from .passes import draw_views, protocol_settings, default_aug, layer_passes, shard_info, shard_objects
+from .passes import merge_rows, check_n_aug
 from .core import as_images
 
 # %% auto #0
@@ -72,18 +73,21 @@ def unit_means(a:Tensor, # (B·K, U, ...) a layer's output on K views of each of
     elif negative == 'positive': a = a.clamp_min(0)
     elif (m := a.min()) < 0: raise ValueError(
         f"Layer {layer!r} has negative activations (min {m.item():.3g}), which make UnitMem meaningless: measure a "
-        "post-activation layer (e.g. after a ReLU), or pass negative='positive' (the positive part, memloc's choice for "
-        "GELU units) or negative='abs' (|activation|).")
+        "post-activation layer (e.g. after a ReLU), or pass negative='positive' (the positive part, memloc's choice "
+        "for GELU units) or negative='abs' (|activation|).")
     return unit_reduce(a).float().unflatten(0, (-1, max(n_aug, 1))).mean(1)
 
 # %% ../nbs/lib/14_unitmem.ipynb #b39e4013
 class UnitStats:
     "Running max, argmax and sum of the per-point unit activations μ, fed batch by batch."
     def __init__(self, keep:bool=False): # keep every batch's sum, to merge shards (`merge`)
-        self.max = self.argmax = self.sum = None; self.n = 0; self.parts = {} if keep else None
+        self.max = self.argmax = self.sum = None
+        self.n = 0
+        self.parts = {} if keep else None
     def update(self, mu:Tensor, # (B, U) μ of a batch
                start:int): # index of the batch's first point
-        bmax, barg = mu.max(0); bsum = mu.sum(0, dtype=torch.float64)
+        bmax, barg = mu.max(0)
+        bsum = mu.sum(0, dtype=torch.float64)
         if self.parts is not None: self.parts[start] = bsum.clone()
         if self.max is None: self.max, self.argmax, self.sum = bmax, barg + start, bsum
         else:
@@ -92,7 +96,8 @@ class UnitStats:
             self.sum += bsum
         self.n += len(mu)
     def rest_mean(self)->Tensor: return ((self.sum - self.max.double()) / (self.n - 1)).float()
-    def state(self)->tuple: return self.max.cpu(), self.argmax.cpu(), {i: p.cpu() for i, p in self.parts.items()}, self.n
+    def state(self)->tuple:
+        return self.max.cpu(), self.argmax.cpu(), {i: p.cpu() for i, p in self.parts.items()}, self.n
     @classmethod
     def merge(cls, states:list, # `state()` of stats fed disjoint batches
               device=None)->'UnitStats':
@@ -118,15 +123,27 @@ def _negative(encoder, layers, negative):
 def _unit_batches(encoder, x, layers, n_aug, aug, negative, batch_size, seed, device, shard=False):
     "Yield `(start, {layer: μ (B, U)})` for every batch of points of `x` (sharded: this process's batches)."
     check_n_aug(n_aug, least=0)
-    passes = layer_passes([encoder], x, layers, lambda xb, i: draw_views(xb, n_aug, aug, seed, i, 'aug'),
-                          lambda l, a, n: unit_means(a, n_aug, negative, l), max(n_aug, 1), batch_size, device, desc='units',
-                          shard=shard)
+    passes = layer_passes(
+        [encoder],
+        x,
+        layers,
+        lambda xb, i: draw_views(xb, n_aug, aug, seed, i, 'aug'),
+        lambda l, a, n: unit_means(a, n_aug, negative, l),
+        max(n_aug, 1),
+        batch_size,
+        device,
+        desc='units',
+        shard=shard,
+    )
     for i, n, (mu,) in passes: yield i, mu
 
 # %% ../nbs/lib/14_unitmem.ipynb #20755351
 def _check_float(name:str, dtype):
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise ValueError(f"{name} must be a floating dtype (torch.float32, float16, bfloat16), not {dtype!r}: activations are not integers.")
+        raise ValueError(
+            f"{name} must be a floating dtype (torch.float32, float16, bfloat16), not {dtype!r}: activations are not "
+            "integers."
+        )
 
 def unit_activations(encoder:nn.Module,
                      images, # (N,C,H,W) floats in [0, 1] or uint8, or `TensorData`
@@ -142,7 +159,8 @@ def unit_activations(encoder:nn.Module,
                      shard:bool=False, # split the batches over the torch.distributed processes; each gets the whole result
                     )->dict: # {layer: Tensor[N, U]}
     "μ: every unit's activation on every point, reduced over space/tokens and averaged over `n_aug` views."
-    negative = _negative(encoder, layers, negative); _check_float('dtype', dtype)
+    negative = _negative(encoder, layers, negative)
+    _check_float('dtype', dtype)
     x, layers = as_images(images), _unit_layers(encoder, layers)
     aug, out = default_aug(aug, protocol, unitmem_aug, x.shape[-1]), {}
     for i, mu in _unit_batches(encoder, x, layers, n_aug, aug, negative, batch_size, seed, device, shard):
@@ -165,9 +183,22 @@ class UnitMemResult(dict):
     def to_frame(self):
         "One row per unit: layer, unit, unitmem, argmax, mu_max, mu_rest."
         import pandas as pd
-        return pd.concat([pd.DataFrame(dict(layer=l, unit=range(len(v)), unitmem=v.cpu().numpy(), argmax=self.argmax[l].cpu().numpy(),
-                                            mu_max=self.mu_max[l].cpu().numpy(), mu_rest=self.mu_rest[l].cpu().numpy()))
-                          for l, v in self.items()], ignore_index=True)
+        return pd.concat(
+            [
+                pd.DataFrame(
+                    dict(
+                        layer=l,
+                        unit=range(len(v)),
+                        unitmem=v.cpu().numpy(),
+                        argmax=self.argmax[l].cpu().numpy(),
+                        mu_max=self.mu_max[l].cpu().numpy(),
+                        mu_rest=self.mu_rest[l].cpu().numpy(),
+                    )
+                )
+                for l, v in self.items()
+            ],
+            ignore_index=True,
+        )
     def __repr__(self): return f"UnitMemResult({ {l: tuple(v.shape) for l, v in self.items()} }, dead={self.n_dead})"
 
 def _result(mu_max:dict, mu_rest:dict, argmax:dict, **config)->UnitMemResult:
@@ -197,7 +228,9 @@ def _fold(batches, n:int, rest:str, store_dtype=torch.float32, shard:bool=False)
             if l not in store: store[l] = torch.zeros(n, m.shape[1], dtype=store_dtype)
             store[l][i:i+len(m)] = m.cpu()
     stats, store = _merge_stats(stats, shard), merge_rows(store, shard) if rest == 'median' else store
-    rest_ = {l: (s.rest_mean() if rest == 'mean' else rest_median(store.pop(l)).to(s.max.device)) for l, s in stats.items()}
+    rest_ = {
+        l: (s.rest_mean() if rest == 'mean' else rest_median(store.pop(l)).to(s.max.device)) for l, s in stats.items()
+    }
     return {l: s.max for l, s in stats.items()}, rest_, {l: s.argmax for l, s in stats.items()}
 
 def unitmem(encoder:nn.Module,
@@ -217,26 +250,42 @@ def unitmem(encoder:nn.Module,
     "UnitMem of every unit of every layer over the points `images`, with the point that maximally activates each unit."
     negative = _negative(encoder, layers, negative)
     x, layers = as_images(images), _unit_layers(encoder, layers)
-    p = protocol_settings(protocol, 'unitmem', rest=rest, n_aug=n_aug); rest, n_aug = p['rest'], p['n_aug']
-    _check_rest(rest); _check_float('store_dtype', store_dtype)
+    p = protocol_settings(protocol, 'unitmem', rest=rest, n_aug=n_aug)
+    rest, n_aug = p['rest'], p['n_aug']
+    _check_rest(rest)
+    _check_float('store_dtype', store_dtype)
     if len(x) < 2: raise ValueError("UnitMem compares points: pass at least 2 images.")
     aug = default_aug(aug, protocol, unitmem_aug, x.shape[-1])
     b = _unit_batches(encoder, x, layers, n_aug, aug, negative, batch_size, seed, device, shard)
-    return _result(*_fold(b, len(x), rest, store_dtype, shard), n_points=len(x), n_aug=n_aug, rest=rest, negative=negative,
-                   protocol=protocol, seed=seed)
+    return _result(
+        *_fold(b, len(x), rest, store_dtype, shard),
+        n_points=len(x),
+        n_aug=n_aug,
+        rest=rest,
+        negative=negative,
+        protocol=protocol,
+        seed=seed,
+    )
 
 # %% ../nbs/lib/14_unitmem.ipynb #4a2305fe
 def _class_labels(labels, images, n:int)->Tensor:
     "The class labels ClassMem needs: `labels`, else `images.y`; integers, one per image, none negative."
     y = labels if labels is not None else getattr(images, 'y', None)
-    if y is None: raise ValueError("ClassMem needs class labels: pass labels=(N,) integers, or a TensorData whose .y holds them.")
-    try: y = torch.as_tensor(y)
-    except (ValueError, TypeError, RuntimeError) as e: raise TypeError(
-        f"labels must be integer class labels, not {type(y).__name__} of {type(next(iter(y), None)).__name__} ({e}): "
-        "map class names to indices, e.g. names = sorted(set(labels)); "
-        "torch.tensor([names.index(l) for l in labels]).") from None
-    if y.is_floating_point() or y.dtype == torch.bool: raise TypeError(f"labels must be integer class labels, not {y.dtype}: "
-                                                                        "convert whole-number labels with .long().")
+    if y is None:
+        raise ValueError("ClassMem needs class labels: pass labels=(N,) integers, or a TensorData whose .y holds them.")
+    try:
+        y = torch.as_tensor(y)
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise TypeError(
+            f"labels must be integer class labels, not {type(y).__name__} of {type(next(iter(y), None)).__name__} "
+            f"({e}): map class names to indices, e.g. names = sorted(set(labels)); "
+            "torch.tensor([names.index(l) for l in labels])."
+        ) from None
+    if y.is_floating_point() or y.dtype == torch.bool:
+        raise TypeError(
+            f"labels must be integer class labels, not {y.dtype}: "
+            "convert whole-number labels with .long()."
+        )
     y = y.long().flatten()
     if len(y) != n: raise ValueError(f"labels ({len(y)}) and images ({n}) differ in number.")
     if (y < 0).any(): raise ValueError("ClassMem needs labels: some are negative (unlabelled points).")
@@ -246,9 +295,13 @@ def _class_means(encoder, x, y, layers, negative, batch_size, device, shard=Fals
     "`({layer: (C, U) class means of μ on clean images}, the C class labels)`; sharded: from the merged μ of all points."
     classes, idx = y.unique(return_inverse=True)
     sums, counts = {}, torch.bincount(idx, minlength=len(classes)).double()
-    batches = ([(0, unit_activations(encoder, x, layers, 0, None, negative, batch_size, device=device, shard=True))]
-               if shard_info(shard)[1] > 1 else _unit_batches(encoder, x, layers, 0, None, negative, batch_size, 0, device))
-    for i, mu in batches:                                      # index_add_ adds row by row: one batch or many, same sums
+    batches = (
+        [(0, unit_activations(encoder, x, layers, 0, None, negative, batch_size, device=device, shard=True))]
+        if shard_info(shard)[1] > 1
+        else _unit_batches(encoder, x, layers, 0, None, negative, batch_size, 0, device)
+    )
+    # index_add_ adds row by row: one batch or many, same sums
+    for i, mu in batches:
         for l, m in mu.items():
             if l not in sums: sums[l] = torch.zeros(len(classes), m.shape[1], dtype=torch.float64, device=m.device)
             sums[l].index_add_(0, idx[i:i+len(m)].to(m.device), m.double())
@@ -276,16 +329,30 @@ def classmem(encoder:nn.Module,
             )->UnitMemResult: # {layer: Tensor[U]} + .argmax (class labels), .mu_max, .mu_rest, .dead
     "ClassMem of every unit: the UnitMem index over the class means of clean images."
     negative = _negative(encoder, layers, negative)
-    x, layers, rest = as_images(images), _unit_layers(encoder, layers), protocol_settings(protocol, 'unitmem', rest=rest)['rest']
+    x, layers, rest = (
+        as_images(images),
+        _unit_layers(encoder, layers),
+        protocol_settings(protocol, 'unitmem', rest=rest)['rest'],
+    )
     _check_rest(rest)
     y = _class_labels(labels, images, len(x))
-    keep = first_per_class(y, per_class); x, y = x[keep], y[keep]
+    keep = first_per_class(y, per_class)
+    x, y = x[keep], y[keep]
     means, classes = _class_means(encoder, x, y, layers, negative, batch_size, device, shard)
     if len(classes) < 2: raise ValueError("ClassMem compares classes: the labels hold only one class.")
     mu_max = {l: m.max(0).values for l, m in means.items()}
     mu_rest = {l: rest_mean(m, mu_max[l]) if rest == 'mean' else rest_median(m) for l, m in means.items()}
     argmax = {l: classes.to(m.device)[m.argmax(0)] for l, m in means.items()}
-    return _result(mu_max, mu_rest, argmax, n_points=len(x), n_classes=len(classes), rest=rest, negative=negative, protocol=protocol)
+    return _result(
+        mu_max,
+        mu_rest,
+        argmax,
+        n_points=len(x),
+        n_classes=len(classes),
+        rest=rest,
+        negative=negative,
+        protocol=protocol,
+    )
 
 # %% ../nbs/lib/14_unitmem.ipynb #5008635d
 def shuffled_labels(y:Tensor, # (N,) class labels
@@ -304,8 +371,10 @@ def classmem_null(encoder:nn.Module,
     "ClassMem of every unit with the labels shuffled, averaged over `n_shuffles` seeded shuffles: the size-matched null."
     if isinstance(n_shuffles, bool) or not isinstance(n_shuffles, int) or n_shuffles < 1:
         raise ValueError(f"n_shuffles={n_shuffles!r}: pass a positive int (the chapter uses 3).")
-    x = as_images(images); y = _class_labels(labels, images, len(x))
-    keep = first_per_class(y, per_class); x, y = x[keep], y[keep]               # the same images as `classmem` with true labels
+    x = as_images(images)
+    y = _class_labels(labels, images, len(x))
+    keep = first_per_class(y, per_class)
+    x, y = x[keep], y[keep]  # the same images as `classmem` with true labels
     runs = [classmem(encoder, x, shuffled_labels(y, seed + s), per_class=None, **kwargs) for s in range(n_shuffles)]
     return {l: torch.stack([r[l] for r in runs]).mean(0) for l in runs[0]}
 
@@ -323,13 +392,28 @@ def unitmem_top_vs_least(f:nn.Module, # encoder trained on the points
     x = as_images(images)
     for name, idx in (('top', top), ('least', least)):
         idx = torch.as_tensor(idx)
-        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= len(x)): raise ValueError(
-            f"The {name} indices reach {int(idx.max())} but there are {len(x)} images: index the points passed as `images`.")
-    um = {(e, s): unitmem(enc, x[idx], **kwargs) for e, enc in (('f', f), ('g', g)) for s, idx in (('top', top), ('least', least))}
+        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= len(x)):
+            raise ValueError(
+                f"The {name} indices reach {int(idx.max())} but there are {len(x)} images: index the points passed "
+                "as `images`."
+            )
+    um = {
+        (e, s): unitmem(enc, x[idx], **kwargs)
+        for e, enc in (('f', f), ('g', g))
+        for s, idx in (('top', top), ('least', least))
+    }
     rows = []
     for l in um[('f', 'top')]:
         v = {k: r[l] for k, r in um.items()}
-        rows.append(dict(layer=l, **{f'mean_{s}_{e}': float(v[(e, s)].mean()) for e in 'fg' for s in ('top', 'least')},
-                         p_f=ttest_greater(v[('f', 'top')], v[('f', 'least')])[1], p_g=ttest_greater(v[('g', 'top')], v[('g', 'least')])[1],
-                         **paired_summary(v[('f', 'top')] - v[('f', 'least')], v[('g', 'top')] - v[('g', 'least')], prefix='f_minus_g_')))
+        rows.append(
+            dict(
+                layer=l,
+                **{f'mean_{s}_{e}': float(v[(e, s)].mean()) for e in 'fg' for s in ('top', 'least')},
+                p_f=ttest_greater(v[('f', 'top')], v[('f', 'least')])[1],
+                p_g=ttest_greater(v[('g', 'top')], v[('g', 'least')])[1],
+                **paired_summary(
+                    v[('f', 'top')] - v[('f', 'least')], v[('g', 'top')] - v[('g', 'least')], prefix='f_minus_g_'
+                ),
+            )
+        )
     return with_holm(pd.DataFrame(rows), ['p_f', 'p_g', 'p_f_minus_g_paired'])
