@@ -17,7 +17,8 @@ def _bin(tmp: Path) -> Path:
     return d
 
 def _cmd(*args):
-    return ['torchrun', '--nproc_per_node', '2', '--no-python', 'memloc-train', '--preset', 'smoke',
+    # --standalone: a free rendezvous port per run, so a rerun never meets the port of a run just killed
+    return ['torchrun', '--standalone', '--nproc_per_node', '2', '--no-python', 'memloc-train', '--preset', 'smoke',
             '--epochs', str(EPOCHS), '--no-progress', *args]
 
 def _env(tmp: Path, runs: Path) -> dict:
@@ -89,7 +90,8 @@ def test_kill_and_rerun_resumes_to_the_same_weights(trained, tmp_path):
     done = _state(d/'f.pt')['epoch']
     assert 3 <= done < EPOCHS and not (d/'g.pt').exists(), done  # really interrupted in f
     r = subprocess.run(_cmd(), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    ranks = '\n'.join(l for l in r.stderr.splitlines() if l.startswith('[rank'))     # every worker's own traceback
+    assert r.returncode == 0, r.stdout[-3000:] + ranks[-6000:] + r.stderr[-2000:]
     assert f'resumed after epoch {done} of {EPOCHS}' in r.stdout, r.stdout
     (ref,) = (runs_ref/'pairs').iterdir()
     assert ref.name == d.name                                     # the same configuration, the same folder name
