@@ -360,12 +360,16 @@ class UnitActivation(SSLMethod):
                  aug=None): # batch -> batch augmentation; default `simclr_aug` at the image size
         super().__init__()
         self.layer, self.unit, self.pre, self.aug = layer, unit, pre, aug
-    def loss(self, encoder, x, y=None, generator=None):
+    def activation(self, encoder, x, generator=None)->Tensor:
+        "(B,) the unit's activation (mean over positions / tokens) on one augmented view of each image of `x`."
         at = _preact(encoder, self.layer) if self.pre else [self.layer]
         # BN + shortcut: copied, a torchvision block adds in place
         with capture(encoder, at, clone=len(at) > 1) as acts:
             encoder((self.aug or simclr_aug(x.shape[-1]))(x, generator))
-        return -sum(unit_reduce(acts[a]) for a in at)[:, self.unit].mean()
+        return sum(unit_reduce(acts[a]) for a in at)[:, self.unit]
+
+    def loss(self, encoder, x, y=None, generator=None):
+        return -self.activation(encoder, x, generator).mean()
 
     def config(self):
         return dict(name=self.name, layer=self.layer, unit=self.unit, pre=self.pre, aug=jsonable(self.aug))
@@ -386,10 +390,7 @@ class UnitSelectivity(UnitActivation):
             len(self.others), (self.n_others,), generator=generator, device=generator.device if generator else 'cpu'
         )
         xo = to_float(self.others[pick.to(self.others.device)], x.device)
-        at = _preact(encoder, self.layer) if self.pre else [self.layer]
-        with capture(encoder, at, clone=len(at) > 1) as acts:
-            encoder((self.aug or simclr_aug(x.shape[-1]))(torch.cat([x, xo]), generator))
-        a = sum(unit_reduce(acts[k]) for k in at)[:, self.unit]
+        a = self.activation(encoder, torch.cat([x, xo]), generator)    # one forward: BatchNorm sees both
         return -(a[:len(x)].mean() - a[len(x):].mean())
     def config(self): return dict(super().config(), name=self.name, n_others=self.n_others, others=len(self.others))
 
